@@ -1,0 +1,352 @@
+//! The functional forward pass of [`Nb201Network`].
+//!
+//! One implementation serves every pass the proxies need:
+//! - BatchNorm everywhere (batch statistics), or only in the reduction blocks (synflow's quirk);
+//! - fisher taps: a zero leaf added to every conv/linear output, whose gradient is dL/dA;
+//! - a forward-mode tangent: given a direction for the conv/linear weights, every activation
+//!   carries its directional derivative, so the loss's tangent is `<dL/dtheta, direction>`.
+//!   Back-propagating that tangent yields the Hessian-vector product GraSP needs, exactly and
+//!   without double backward (ReLU's mask is a constant, as in PyTorch where relu'' = 0).
+
+use burn::tensor::activation::{log_softmax, relu, softmax};
+use burn::tensor::module::{avg_pool2d, conv2d};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions};
+use burn::tensor::{DType, FloatDType, Tensor};
+
+use super::{BN_EPS, Block, EdgeOp, LayerKind, Nb201Network, Norm};
+use zc_space::EDGES;
+
+/// Which BatchNorm layers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NormMode {
+    /// Every BatchNorm, with batch statistics.
+    All,
+    /// Only the reduction blocks' BatchNorms: the reference's `bn=False` copy used by synflow.
+    ReductionOnly,
+}
+
+/// Options of one forward pass.
+#[derive(Clone, Copy)]
+pub struct ForwardConfig<'a> {
+    /// Which BatchNorm layers run.
+    pub norms: NormMode,
+    /// Add a zero leaf to every conv/linear output (for fisher).
+    pub fisher_taps: bool,
+    /// Direction per weight layer (indexed like [`Nb201Network::layers`], flattened weight
+    /// shape); `Some` propagates the tangent.
+    pub direction: Option<&'a [Tensor<1>]>,
+}
+
+/// A conv/linear output and the zero leaf added to it (both `[N, C, H, W]`, linear as `[N, C, 1, 1]`).
+pub struct FisherTap {
+    /// Index into [`Nb201Network::layers`].
+    pub layer: usize,
+    /// The layer's output A (bias included, before BN).
+    pub activation: Tensor<4>,
+    /// The zero leaf; its gradient is dL/dA.
+    pub leaf: Tensor<4>,
+}
+
+/// What a forward pass returns.
+pub struct ForwardOutput {
+    /// Logits `[N, classes]`.
+    pub logits: Tensor<2>,
+    /// Tangent of the logits along the direction, when one was given.
+    pub tangent: Option<Tensor<2>>,
+    /// Fisher taps, in layer order, when asked for.
+    pub taps: Vec<FisherTap>,
+}
+
+/// An activation with its optional tangent (`None` means a zero tangent).
+#[derive(Clone)]
+struct Act<const D: usize> {
+    v: Tensor<D>,
+    t: Option<Tensor<D>>,
+}
+
+impl<const D: usize> Act<D> {
+    fn map(self, f: impl Fn(Tensor<D>) -> Tensor<D>) -> Self {
+        Act {
+            v: f(self.v),
+            t: self.t.map(f),
+        }
+    }
+
+    fn add(self, other: Self) -> Self {
+        let t = match (self.t, other.t) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        Act {
+            v: self.v + other.v,
+            t,
+        }
+    }
+}
+
+/// Sum of two optional tangents.
+fn add_tangent<const D: usize>(a: Option<Tensor<D>>, b: Option<Tensor<D>>) -> Option<Tensor<D>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, b) => a.or(b),
+    }
+}
+
+struct Pass<'a> {
+    net: &'a Nb201Network,
+    params: &'a [Tensor<1>],
+    config: ForwardConfig<'a>,
+    taps: Vec<FisherTap>,
+}
+
+/// Runs the network on `x` (`[N, 3, H, W]`) with parameter tensors `params` (flattened, in
+/// [`Nb201Network::params`] order, all on the device and dtype of `x`).
+pub fn forward(
+    net: &Nb201Network,
+    params: &[Tensor<1>],
+    x: Tensor<4>,
+    config: ForwardConfig<'_>,
+) -> ForwardOutput {
+    let mut pass = Pass {
+        net,
+        params,
+        config,
+        taps: Vec::new(),
+    };
+    let (stem_conv, stem_norm) = net.stem;
+    let mut h = pass.conv(Act { v: x, t: None }, stem_conv);
+    h = pass.norm(h, stem_norm, false);
+    for block in &net.blocks {
+        h = match block {
+            Block::Cell(ops) => pass.cell(h, ops),
+            Block::Reduction {
+                conv_a,
+                conv_b,
+                shortcut,
+            } => {
+                let a = pass.relu_conv_norm(h.clone(), *conv_a, true);
+                let b = pass.relu_conv_norm(a, *conv_b, true);
+                let pooled = h.map(|v| avg_pool2d(v, AvgPoolOptions::new([2, 2])));
+                pass.conv(pooled, *shortcut).add(b)
+            }
+        };
+    }
+    h = pass.norm(h, net.head_norm, false);
+    h = relu_act(h);
+    let [n, c, _, _] = h.v.dims();
+    let features = Act {
+        v: h.v.mean_dims(&[2, 3]).reshape([n, c]),
+        t: h.t.map(|t| t.mean_dims(&[2, 3]).reshape([n, c])),
+    };
+    let logits = pass.linear(features, net.classifier);
+    ForwardOutput {
+        logits: logits.v,
+        tangent: logits.t,
+        taps: pass.taps,
+    }
+}
+
+/// Cross-entropy (mean over the batch) of `logits` against one-hot targets.
+pub fn cross_entropy(logits: Tensor<2>, one_hot: Tensor<2>) -> Tensor<1> {
+    let n = logits.dims()[0] as f64;
+    (log_softmax(logits, 1) * one_hot).sum().div_scalar(-n)
+}
+
+/// Tangent of [`cross_entropy`] given the tangent of the logits: `mean_n sum_c (p - y) t`.
+pub fn cross_entropy_tangent(
+    logits: Tensor<2>,
+    tangent: Tensor<2>,
+    one_hot: Tensor<2>,
+) -> Tensor<1> {
+    let n = logits.dims()[0] as f64;
+    ((softmax(logits, 1) - one_hot) * tangent)
+        .sum()
+        .div_scalar(n)
+}
+
+fn relu_act<const D: usize>(x: Act<D>) -> Act<D> {
+    // relu'' = 0: the mask is a constant of the tangent, exactly as PyTorch differentiates it.
+    let t =
+        x.t.map(|t| t.mask_fill(x.v.clone().lower_equal_elem(0.0), 0.0));
+    Act { v: relu(x.v), t }
+}
+
+/// Per-channel mean over batch and space. For float32 the sum is accumulated in float64 so that
+/// a constant channel (a conv fed by an all-zero node) has a mean exactly equal to its value
+/// and normalises to exact zeros, as in PyTorch.
+fn channel_mean(x: &Tensor<4>) -> Tensor<4> {
+    if x.dtype() == DType::F32 {
+        x.clone()
+            .cast(FloatDType::F64)
+            .mean_dims(&[0, 2, 3])
+            .cast(FloatDType::F32)
+    } else {
+        x.clone().mean_dims(&[0, 2, 3])
+    }
+}
+
+impl Pass<'_> {
+    fn param4(&self, index: usize, shape: [usize; 4]) -> Tensor<4> {
+        self.params[index].clone().reshape(shape)
+    }
+
+    fn conv(&mut self, x: Act<4>, layer: usize) -> Act<4> {
+        let spec = &self.net.layers[layer];
+        let LayerKind::Conv {
+            c_in,
+            c_out,
+            kernel,
+            stride,
+        } = spec.kind
+        else {
+            unreachable!("layer {} is not a convolution", spec.name)
+        };
+        let shape = [c_out, c_in, kernel, kernel];
+        let options = ConvOptions::new([stride; 2], [kernel / 2; 2], [1, 1], 1);
+        let weight = self.param4(spec.weight, shape);
+        let bias = spec.bias.map(|b| self.params[b].clone());
+        let along_input =
+            x.t.map(|t| conv2d(t, weight.clone(), None, options.clone()));
+        let along_weight = self.config.direction.map(|d| {
+            conv2d(
+                x.v.clone(),
+                d[layer].clone().reshape(shape),
+                None,
+                options.clone(),
+            )
+        });
+        let v = conv2d(x.v, weight, bias, options);
+        let v = self.tap(layer, v);
+        Act {
+            v,
+            t: add_tangent(along_input, along_weight),
+        }
+    }
+
+    fn linear(&mut self, x: Act<2>, layer: usize) -> Act<2> {
+        let spec = &self.net.layers[layer];
+        let LayerKind::Linear { d_in, d_out } = spec.kind else {
+            unreachable!("layer {} is not linear", spec.name)
+        };
+        let weight_t = self.params[spec.weight]
+            .clone()
+            .reshape([d_out, d_in])
+            .transpose();
+        let along_input = x.t.map(|t| t.matmul(weight_t.clone()));
+        let along_weight = self.config.direction.map(|d| {
+            x.v.clone()
+                .matmul(d[layer].clone().reshape([d_out, d_in]).transpose())
+        });
+        let mut v = x.v.matmul(weight_t);
+        if let Some(b) = spec.bias {
+            v = v + self.params[b].clone().reshape([1, d_out]);
+        }
+        let n = v.dims()[0];
+        let v = self
+            .tap(layer, v.reshape([n, d_out, 1, 1]))
+            .reshape([n, d_out]);
+        Act {
+            v,
+            t: add_tangent(along_input, along_weight),
+        }
+    }
+
+    fn tap(&mut self, layer: usize, a: Tensor<4>) -> Tensor<4> {
+        if !self.config.fisher_taps {
+            return a;
+        }
+        let leaf = a.zeros_like().require_grad();
+        self.taps.push(FisherTap {
+            layer,
+            activation: a.clone(),
+            leaf: leaf.clone(),
+        });
+        a + leaf
+    }
+
+    /// BatchNorm with batch statistics (and its tangent); `reduction` marks the reduction
+    /// blocks' BNs, the only ones kept in [`NormMode::ReductionOnly`].
+    fn norm(&self, x: Act<4>, norm: Norm, reduction: bool) -> Act<4> {
+        if self.config.norms == NormMode::ReductionOnly && !reduction {
+            return x;
+        }
+        let dims = [0, 2, 3];
+        let centred = x.v.clone() - channel_mean(&x.v);
+        let inv_std = centred
+            .clone()
+            .square()
+            .mean_dims(&dims)
+            .add_scalar(BN_EPS)
+            .sqrt()
+            .recip();
+        let normed = centred.clone() * inv_std.clone();
+        let tangent = x.t.map(|t| {
+            let t_centred = t.clone() - t.mean_dims(&dims);
+            let half_var_tangent = (centred * t_centred.clone()).mean_dims(&dims);
+            (t_centred - normed.clone() * half_var_tangent * inv_std.clone()) * inv_std
+        });
+        match norm {
+            Norm::Plain => Act {
+                v: normed,
+                t: tangent,
+            },
+            Norm::Affine { gamma, beta } => {
+                let c = normed.dims()[1];
+                let gamma = self.params[gamma].clone().reshape([1, c, 1, 1]);
+                let beta = self.params[beta].clone().reshape([1, c, 1, 1]);
+                Act {
+                    v: normed * gamma.clone() + beta,
+                    t: tangent.map(|t| t * gamma),
+                }
+            }
+        }
+    }
+
+    fn relu_conv_norm(
+        &mut self,
+        x: Act<4>,
+        (layer, norm): (usize, Norm),
+        reduction: bool,
+    ) -> Act<4> {
+        let h = self.conv(relu_act(x), layer);
+        self.norm(h, norm, reduction)
+    }
+
+    fn cell(&mut self, x: Act<4>, ops: &[Option<EdgeOp>; 6]) -> Act<4> {
+        // Node values; a node without active inputs is zero, and ops still run on it as in the
+        // reference (a conv fed by zeros outputs its bias, which fisher sees).
+        let mut nodes: Vec<Act<4>> = vec![x];
+        for node in 1..4 {
+            let mut sum: Option<Act<4>> = None;
+            for (edge, op) in EDGES.iter().zip(ops) {
+                let (true, Some(op)) = (edge.to == node, op) else {
+                    continue;
+                };
+                let input = nodes[edge.from].clone();
+                let out = match *op {
+                    EdgeOp::Skip => input,
+                    EdgeOp::AvgPool => input.map(|v| {
+                        avg_pool2d(
+                            v,
+                            AvgPoolOptions::new([3, 3])
+                                .with_stride([1, 1])
+                                .with_padding([1, 1])
+                                .with_count_include_pad(false),
+                        )
+                    }),
+                    EdgeOp::Conv(layer) => self.relu_conv_norm(input, (layer, Norm::Plain), false),
+                };
+                sum = Some(match sum {
+                    Some(s) => s.add(out),
+                    None => out,
+                });
+            }
+            let zero = || Act {
+                v: nodes[0].v.zeros_like(),
+                t: None,
+            };
+            nodes.push(sum.unwrap_or_else(zero));
+        }
+        nodes.pop().expect("four nodes")
+    }
+}

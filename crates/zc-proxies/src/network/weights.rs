@@ -1,0 +1,157 @@
+//! Parameter values: PyTorch-default initialisation from a seed, or loading from a safetensors
+//! file in the reference's parameter names; and reading a minibatch from safetensors.
+
+use std::path::Path;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use safetensors::{Dtype, SafeTensors};
+
+pub use zc_data::Minibatch;
+
+use super::{Nb201Network, ParamRole};
+use crate::ProxyError;
+
+/// Host-side values of every parameter of a network, in [`Nb201Network::params`] order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Weights {
+    values: Vec<Vec<f32>>,
+}
+
+impl Weights {
+    /// PyTorch-default initialisation: conv/linear weights and biases uniform in
+    /// ±1/sqrt(fan_in), BN gamma 1 and beta 0. Deterministic for (`seed`, cell).
+    pub fn init(network: &Nb201Network, seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (u64::from(network.cell().code()) << 32));
+        let values = network
+            .params()
+            .iter()
+            .map(|p| match p.role {
+                ParamRole::Weight { fan_in } | ParamRole::Bias { fan_in } => {
+                    let bound = 1.0 / (fan_in as f32).sqrt();
+                    (0..p.numel())
+                        .map(|_| rng.random_range(-bound..bound))
+                        .collect()
+                }
+                ParamRole::BnGamma => vec![1.0; p.numel()],
+                ParamRole::BnBeta => vec![0.0; p.numel()],
+            })
+            .collect();
+        Self { values }
+    }
+
+    /// Loads every parameter of `network` by its reference name from a safetensors file
+    /// (float32 or float64). Tensors the network does not use are ignored; a missing tensor or a
+    /// shape mismatch (e.g. a classifier for another class count) is an error.
+    pub fn load(network: &Nb201Network, path: &Path) -> Result<Self, ProxyError> {
+        let bytes = read(path)?;
+        let file = parse(path, &bytes)?;
+        let values = network
+            .params()
+            .iter()
+            .map(|p| {
+                let view = file
+                    .tensor(&p.name)
+                    .map_err(|_| ProxyError::MissingTensor {
+                        path: path.into(),
+                        name: p.name.clone(),
+                        arch: network.cell().to_string(),
+                    })?;
+                if view.shape() != p.shape.as_slice() {
+                    return Err(ProxyError::BadTensor {
+                        path: path.into(),
+                        name: p.name.clone(),
+                        reason: format!(
+                            "has shape {:?} but the network needs {:?} ({} classes)",
+                            view.shape(),
+                            p.shape,
+                            network.num_classes()
+                        ),
+                    });
+                }
+                floats(path, &p.name, view.dtype(), view.data())
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { values })
+    }
+
+    /// Values of parameter `index` (row-major, PyTorch layout).
+    pub fn get(&self, index: usize) -> &[f32] {
+        &self.values[index]
+    }
+}
+
+/// Reads a minibatch from a safetensors file holding `inputs` (float32 `[N,3,H,W]`, square)
+/// and `targets` (int64 `[N]`), as the parity fixtures do. Other tensors are ignored.
+pub fn load_batch(path: &Path) -> Result<Minibatch, ProxyError> {
+    let bytes = read(path)?;
+    let file = parse(path, &bytes)?;
+    let get = |name: &str| {
+        file.tensor(name).map_err(|_| ProxyError::BadTensor {
+            path: path.into(),
+            name: name.into(),
+            reason: "is missing (a batch file needs `inputs` and `targets`)".into(),
+        })
+    };
+    let inputs = get("inputs")?;
+    let targets = get("targets")?;
+    let bad = |name: &str, reason: String| ProxyError::BadTensor {
+        path: path.into(),
+        name: name.into(),
+        reason,
+    };
+    let shape = inputs.shape();
+    if shape.len() != 4 || shape[1] != 3 || shape[2] != shape[3] {
+        return Err(bad(
+            "inputs",
+            format!("has shape {shape:?}, expected [N, 3, H, H]"),
+        ));
+    }
+    if targets.shape() != [shape[0]] || targets.dtype() != Dtype::I64 {
+        return Err(bad("targets", format!("must be int64 [{}]", shape[0])));
+    }
+    let labels = targets
+        .data()
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().expect("chunks of 8 bytes")))
+        .collect();
+    Ok(Minibatch {
+        images: floats(path, "inputs", inputs.dtype(), inputs.data())?,
+        labels,
+        batch_size: shape[0],
+        resolution: shape[2],
+    })
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ProxyError> {
+    std::fs::read(path).map_err(|e| ProxyError::Safetensors {
+        path: path.into(),
+        reason: e.to_string(),
+    })
+}
+
+fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>, ProxyError> {
+    SafeTensors::deserialize(bytes).map_err(|e| ProxyError::Safetensors {
+        path: path.into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Little-endian float32 or float64 bytes as f32 values.
+fn floats(path: &Path, name: &str, dtype: Dtype, data: &[u8]) -> Result<Vec<f32>, ProxyError> {
+    match dtype {
+        Dtype::F32 => Ok(data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect()),
+        Dtype::F64 => Ok(data
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+            .collect()),
+        other => Err(ProxyError::BadTensor {
+            path: path.into(),
+            name: name.into(),
+            reason: format!("has dtype {other:?}, expected float32 or float64"),
+        }),
+    }
+}

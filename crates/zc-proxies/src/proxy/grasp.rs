@@ -1,0 +1,28 @@
+//! grasp (Wang et al. 2020): -W * (H g), with g = dL/dW held constant.
+
+use super::{Proxy, ProxyInputs, Score, sum_pairs};
+use crate::{ProxyError, pass::PassKind};
+
+/// Gradient signal preservation.
+pub struct Grasp;
+
+impl Proxy for Grasp {
+    fn name(&self) -> &'static str {
+        "grasp"
+    }
+    fn summary(&self) -> &'static str {
+        "sum of -W * (H g), g = dL/dW"
+    }
+    fn passes(&self) -> &'static [PassKind] {
+        &[PassKind::Loss, PassKind::HessianGradient]
+    }
+    fn score(&self, inputs: &ProxyInputs<'_>) -> Result<Score, ProxyError> {
+        let hg = inputs.hessian_gradient()?;
+        let values = hg
+            .iter()
+            .enumerate()
+            .map(|(l, hg)| sum_pairs(inputs.layer_weight(l), hg, |w, h| -w * h))
+            .collect();
+        Ok(Score::from_layers(values))
+    }
+}
