@@ -1,0 +1,116 @@
+//! `zc score`: every requested proxy for one cell.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use zc_benchmark::GroundTruth;
+use zc_data::{DataLoad, Dataset, ImageSet, MinibatchSampler};
+use zc_proxies::{Backend, Engine, Nb201Network, Precision, Weights, load_batch, proxy};
+
+/// Arguments of `zc score`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The cell: architecture string or official index.
+    #[arg(long)]
+    arch: String,
+    /// Dataset: sets the class count and, without --batch, where the minibatch comes from.
+    #[arg(long, default_value = "cifar10", value_parser = parse_dataset)]
+    dataset: Dataset,
+    /// Comma-separated proxies (see `zc proxies`), or `all`.
+    #[arg(long, default_value = "all")]
+    proxies: String,
+    /// Seed of the weight initialisation and of the minibatch.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Weights in the reference's parameter names (safetensors) instead of a seeded init.
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
+    /// Minibatch (safetensors with `inputs` f32 [N,3,H,W] and `targets` i64 [N]) instead of
+    /// one drawn from the shipped images. May name the same file as --weights.
+    #[arg(long, value_name = "FILE")]
+    batch: Option<PathBuf>,
+    /// Precision of the minibatch passes: f32 (as the reference) or f64 (exact, ~2x slower).
+    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    precision: Precision,
+    /// Print one JSON object mapping each proxy to its value (null for NaN).
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_precision(s: &str) -> Result<Precision, String> {
+    match s {
+        "f32" => Ok(Precision::F32),
+        "f64" => Ok(Precision::F64),
+        other => Err(format!("unknown precision \"{other}\"; valid: f32, f64")),
+    }
+}
+
+fn parse_dataset(s: &str) -> Result<Dataset, String> {
+    s.parse().map_err(|e: zc_data::DataError| e.to_string())
+}
+
+/// Runs `zc score`.
+pub fn run(data_dir: &Path, args: Args) -> anyhow::Result<()> {
+    let proxies = proxy::parse_list(&args.proxies)?;
+    let cell =
+        super::CellArg::parse(&args.arch)?.resolve(|| Ok(GroundTruth::load_shipped(data_dir)?))?;
+    let network = Nb201Network::new(cell, args.dataset.num_classes());
+    let weights = match &args.weights {
+        Some(path) => Weights::load(&network, path)?,
+        None => Weights::init(&network, args.seed),
+    };
+    let batch = match &args.batch {
+        Some(path) => load_batch(path)?,
+        None => {
+            let images = ImageSet::read_shipped(data_dir, args.dataset)
+                .with_context(|| format!("images of {}", args.dataset.name()))?;
+            MinibatchSampler::new(images, DataLoad::Random { batch_size: 64 }, args.seed)?
+                .batch(u64::from(cell.code()))
+        }
+    };
+    let engine = Engine::new(Backend::Flex, args.precision);
+    let scores = engine.score(&network, &weights, &batch, &proxies)?;
+    if args.json {
+        let object: serde_json::Map<String, serde_json::Value> = scores
+            .proxies
+            .iter()
+            .map(|p| {
+                (
+                    p.name.to_string(),
+                    serde_json::Number::from_f64(p.score.total).into(),
+                )
+            })
+            .collect();
+        println!("{}", serde_json::Value::Object(object));
+        return Ok(());
+    }
+    println!(
+        "arch {cell}  dataset {}  backend {}  precision {}",
+        args.dataset.name(),
+        engine.backend().name(),
+        engine.precision().name()
+    );
+    println!("{:<11} {:>24} {:>9}", "proxy", "value", "seconds");
+    for p in &scores.proxies {
+        println!(
+            "{:<11} {:>24} {:>9.3}",
+            p.name,
+            format!("{:.9e}", p.score.total),
+            p.seconds
+        );
+    }
+    let passes: Vec<String> = scores
+        .passes
+        .iter()
+        .map(|(k, s)| format!("{} {s:.3}s", k.name()))
+        .collect();
+    println!(
+        "passes: {}  (total {:.3}s)",
+        passes.join(", "),
+        scores.seconds()
+    );
+    if !scores.non_finite().is_empty() {
+        println!("non-finite (NaN): {}", scores.non_finite().join(", "));
+    }
+    Ok(())
+}

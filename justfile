@@ -1,0 +1,38 @@
+# Recipes for the zero-cost NAS harness. Install just with `cargo install just`.
+# Every recipe is a plain cargo command you can also run by hand.
+
+zc := "cargo run --release -q -p zc-cli --"
+
+# List recipes.
+default:
+    @just --list
+
+# Run the test suite (the command CI runs).
+test:
+    cargo test --release --workspace
+
+# fmt + clippy, as required before committing.
+lint:
+    cargo fmt --all --check
+    cargo clippy --release --workspace --all-targets -- -D warnings
+
+# Validate the shipped data.
+check-data:
+    {{zc}} data check
+
+# Show a cell: `just space 9930` or `just space '|nor_conv_3x3~0|+...'`.
+space CELL:
+    {{zc}} space '{{CELL}}'
+
+# Score one cell with every proxy: `just score 9930 cifar100`.
+score CELL DATASET="cifar10":
+    {{zc}} score --arch '{{CELL}}' --dataset {{DATASET}}
+
+# Score the dense parity fixture with the reference's own weights and minibatch.
+score-fixture:
+    {{zc}} score --arch '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|' \
+        --weights data/fixtures/parity/a_dense.safetensors --batch data/fixtures/parity/a_dense.safetensors
+
+# Criterion benchmarks of the proxy engine (one thread; RAYON_NUM_THREADS=2 for two).
+bench:
+    RAYON_NUM_THREADS=1 cargo bench -p zc-proxies
