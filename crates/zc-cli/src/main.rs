@@ -29,6 +29,10 @@ enum Command {
     },
     /// Score one cell with zero-cost proxies and print each value and the seconds it took.
     Score(commands::score::Args),
+    /// Score the cells of an experiment config into Parquet (resumable, shardable).
+    Sweep(commands::sweep::Args),
+    /// Rank-correlation table (Spearman, CI, top-10%, Kendall, vote) of sweep results vs. the paper.
+    Table(commands::table::Args),
     /// List the registered proxies.
     Proxies,
 }
@@ -57,6 +61,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             command: DataCommand::Check,
         } => commands::data::check(&data_dir),
         Command::Score(args) => commands::score::run(&data_dir, args),
+        Command::Sweep(args) => commands::sweep::run(&data_dir, args),
+        Command::Table(args) => commands::table::run(&data_dir, args),
         Command::Proxies => {
             for p in zc_proxies::proxy::REGISTRY {
                 println!("{:<11} {}", p.name(), p.summary());

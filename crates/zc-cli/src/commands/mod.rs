@@ -3,6 +3,8 @@
 pub mod data;
 pub mod score;
 pub mod space;
+pub mod sweep;
+pub mod table;
 
 use std::path::PathBuf;
 

@@ -38,11 +38,7 @@ pub struct Args {
 }
 
 fn parse_precision(s: &str) -> Result<Precision, String> {
-    match s {
-        "f32" => Ok(Precision::F32),
-        "f64" => Ok(Precision::F64),
-        other => Err(format!("unknown precision \"{other}\"; valid: f32, f64")),
-    }
+    zc_cli::config::parse_precision(s).map_err(|e| e.to_string())
 }
 
 fn parse_dataset(s: &str) -> Result<Dataset, String> {

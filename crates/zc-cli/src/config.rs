@@ -1,0 +1,332 @@
+//! Experiment configs (YAML in `experiments/`): what to score, on which data, into which output.
+//!
+//! Unknown keys are rejected (with the key's name), and every value is checked when the config
+//! is resolved into an [`Experiment`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use zc_benchmark::{GroundTruth, Metric};
+use zc_data::{DataLoad, Dataset};
+use zc_proxies::{Backend, Precision, Proxy, proxy};
+use zc_space::{Cell, sample_cells};
+
+/// A config file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Name recorded in every result row.
+    pub name: String,
+    /// Search space; only `nb201`.
+    #[serde(default = "default_space")]
+    pub search_space: String,
+    /// Datasets and their ground-truth targets.
+    pub datasets: Vec<DatasetEntry>,
+    /// Proxy names (see `zc proxies`).
+    pub proxies: Vec<String>,
+    /// Minibatch size of the `random` data load.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// `random` (a fresh random batch per cell) or `{per_class: k}`.
+    #[serde(default)]
+    pub dataload: DataLoadSpec,
+    /// Seeds: each seed re-draws weights and minibatches.
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<u64>,
+    /// Which cells: `all`, `{sample: N, seed: S}` or `{list: [index or arch string, ...]}`.
+    pub cells: CellSpec,
+    /// `flex` (CPU) or `cuda` (needs the `cuda` build feature).
+    #[serde(default = "default_backend")]
+    pub backend: String,
+    /// `f32` (as the reference) or `f64`.
+    #[serde(default = "default_precision")]
+    pub precision: String,
+    /// Output directory of the sweep's Parquet files (relative to the repository root).
+    pub output: PathBuf,
+    /// Cells scored at once, one per core (0 = as many as cores).
+    #[serde(default)]
+    pub workers: usize,
+    /// Rows per Parquet part file: at most this much work is lost to an interruption.
+    #[serde(default = "default_chunk")]
+    pub chunk: usize,
+}
+
+/// A dataset and the ground-truth metric its proxies are compared with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetEntry {
+    /// `cifar10`, `cifar100` or `ImageNet16-120`.
+    pub name: String,
+    /// A metric name (`test`, `valid_oritest_1seed`, ...) or `paper` (the paper's target).
+    #[serde(default = "default_target")]
+    pub target: String,
+}
+
+/// How minibatches are drawn: `random` or `{per_class: k}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(try_from = "RawChoice")]
+pub enum DataLoadSpec {
+    /// `batch_size` distinct random training images.
+    #[default]
+    Random,
+    /// `per_class` images of every class.
+    PerClass(usize),
+}
+
+/// Which cells to score: `all`, `{sample: N, seed: S}` or `{list: [index or arch string, ...]}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "RawChoice")]
+pub enum CellSpec {
+    /// All 15,625 cells.
+    All,
+    /// A uniform sample without replacement.
+    Sample {
+        /// Number of cells.
+        n: usize,
+        /// Seed of the sample.
+        seed: u64,
+    },
+    /// Explicit cells: official indices or architecture strings.
+    List(Vec<CellRef>),
+}
+
+/// A cell in a list: index or architecture string.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum CellRef {
+    /// Official NB201 index.
+    Index(usize),
+    /// Architecture string.
+    Arch(String),
+}
+
+/// A keyword or a small map, as written in YAML, before validation.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawChoice {
+    Word(String),
+    Map(BTreeMap<String, serde_norway::Value>),
+}
+
+impl RawChoice {
+    /// The map's keys, checked against `allowed`.
+    fn map(
+        self,
+        what: &str,
+        allowed: &[&str],
+    ) -> Result<BTreeMap<String, serde_norway::Value>, String> {
+        match self {
+            RawChoice::Word(w) => Err(format!("{what}: unknown value \"{w}\"")),
+            RawChoice::Map(m) => match m.keys().find(|k| !allowed.contains(&k.as_str())) {
+                Some(k) => Err(format!(
+                    "{what}: unknown key `{k}`, expected one of: {}",
+                    allowed.join(", ")
+                )),
+                None => Ok(m),
+            },
+        }
+    }
+}
+
+fn field<T: serde::de::DeserializeOwned>(
+    map: &BTreeMap<String, serde_norway::Value>,
+    what: &str,
+    key: &str,
+) -> Result<Option<T>, String> {
+    map.get(key)
+        .map(|v| serde_norway::from_value(v.clone()).map_err(|e| format!("{what}.{key}: {e}")))
+        .transpose()
+}
+
+impl TryFrom<RawChoice> for DataLoadSpec {
+    type Error = String;
+
+    fn try_from(raw: RawChoice) -> Result<Self, String> {
+        if matches!(&raw, RawChoice::Word(w) if w == "random") {
+            return Ok(DataLoadSpec::Random);
+        }
+        let map = raw.map("dataload (random or {per_class: k})", &["per_class"])?;
+        Ok(DataLoadSpec::PerClass(
+            field(&map, "dataload", "per_class")?.ok_or("dataload: per_class is missing")?,
+        ))
+    }
+}
+
+impl TryFrom<RawChoice> for CellSpec {
+    type Error = String;
+
+    fn try_from(raw: RawChoice) -> Result<Self, String> {
+        if matches!(&raw, RawChoice::Word(w) if w == "all") {
+            return Ok(CellSpec::All);
+        }
+        let what = "cells (all, {sample: N, seed: S} or {list: [...]})";
+        let map = raw.map(what, &["sample", "seed", "list"])?;
+        match (
+            field(&map, "cells", "sample")?,
+            field(&map, "cells", "list")?,
+        ) {
+            (Some(n), None) => Ok(CellSpec::Sample {
+                n,
+                seed: field(&map, "cells", "seed")?.unwrap_or(0),
+            }),
+            (None, Some(list)) => Ok(CellSpec::List(list)),
+            _ => Err(format!("{what}: give exactly one of sample and list")),
+        }
+    }
+}
+
+fn default_space() -> String {
+    "nb201".into()
+}
+fn default_batch_size() -> usize {
+    64
+}
+fn default_seeds() -> Vec<u64> {
+    vec![0]
+}
+fn default_backend() -> String {
+    "flex".into()
+}
+fn default_precision() -> String {
+    "f32".into()
+}
+fn default_target() -> String {
+    "paper".into()
+}
+fn default_chunk() -> usize {
+    25
+}
+
+/// A validated, resolved experiment.
+pub struct Experiment {
+    /// The config as written.
+    pub config: ExperimentConfig,
+    /// Its text, recorded with the results.
+    pub text: String,
+    /// Datasets with their resolved targets.
+    pub datasets: Vec<(Dataset, Metric)>,
+    /// The proxies, in config order.
+    pub proxies: Vec<&'static dyn Proxy>,
+    /// How minibatches are drawn.
+    pub dataload: DataLoad,
+    /// Compute backend.
+    pub backend: Backend,
+    /// Precision of the minibatch passes.
+    pub precision: Precision,
+    /// Official indices of the cells, in scoring order.
+    pub cells: Vec<usize>,
+}
+
+/// Parses a precision name.
+pub fn parse_precision(name: &str) -> anyhow::Result<Precision> {
+    match name {
+        "f32" => Ok(Precision::F32),
+        "f64" => Ok(Precision::F64),
+        other => bail!("precision: unknown value \"{other}\"; valid: f32, f64"),
+    }
+}
+
+fn parse_backend(name: &str) -> anyhow::Result<Backend> {
+    match name {
+        "flex" => Ok(Backend::Flex),
+        #[cfg(feature = "cuda")]
+        "cuda" => Ok(Backend::Cuda(0)),
+        "cuda" => bail!("backend: \"cuda\" needs a build with `--features zc-proxies/cuda`"),
+        other => bail!("backend: unknown value \"{other}\"; valid: flex, cuda"),
+    }
+}
+
+impl Experiment {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path, table: &GroundTruth) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let config: ExperimentConfig = serde_norway::from_str(&text)
+            .with_context(|| format!("invalid config {}", path.display()))?;
+        Self::resolve(config, text, table)
+            .with_context(|| format!("invalid config {}", path.display()))
+    }
+
+    /// Validates a parsed config.
+    pub fn resolve(
+        config: ExperimentConfig,
+        text: String,
+        table: &GroundTruth,
+    ) -> anyhow::Result<Self> {
+        if config.search_space != "nb201" {
+            bail!(
+                "search_space: unknown value \"{}\"; valid: nb201",
+                config.search_space
+            );
+        }
+        if config.datasets.is_empty() {
+            bail!("datasets: at least one dataset is needed");
+        }
+        let datasets = config
+            .datasets
+            .iter()
+            .map(|d| {
+                let dataset: Dataset = d.name.parse().with_context(|| "datasets: name")?;
+                let metric =
+                    Metric::parse(&d.target, dataset).with_context(|| "datasets: target")?;
+                table
+                    .accuracies(dataset, metric)
+                    .with_context(|| "datasets: target")?;
+                Ok((dataset, metric))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if config.proxies.is_empty() {
+            bail!("proxies: at least one proxy is needed");
+        }
+        let proxies = config
+            .proxies
+            .iter()
+            .map(|name| proxy::find(name).with_context(|| "proxies"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if config.batch_size == 0 {
+            bail!("batch_size: must be at least 1");
+        }
+        let dataload = match config.dataload {
+            DataLoadSpec::Random => DataLoad::Random {
+                batch_size: config.batch_size,
+            },
+            DataLoadSpec::PerClass(0) => bail!("dataload: per_class must be at least 1"),
+            DataLoadSpec::PerClass(k) => DataLoad::PerClass { per_class: k },
+        };
+        if config.seeds.is_empty() {
+            bail!("seeds: at least one seed is needed");
+        }
+        if config.chunk == 0 {
+            bail!("chunk: must be at least 1");
+        }
+        let cells = match &config.cells {
+            CellSpec::All => (0..table.len()).collect(),
+            CellSpec::Sample { n, seed } => sample_cells(*seed, *n)
+                .with_context(|| "cells: sample")?
+                .into_iter()
+                .map(|c| table.index_of(c))
+                .collect(),
+            CellSpec::List(list) => list
+                .iter()
+                .map(|c| match c {
+                    CellRef::Index(i) => table.cell(*i).map(|_| *i).with_context(|| "cells: list"),
+                    CellRef::Arch(s) => {
+                        Ok(table.index_of(s.parse::<Cell>().with_context(|| "cells: list")?))
+                    }
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        };
+        Ok(Self {
+            backend: parse_backend(&config.backend)?,
+            precision: parse_precision(&config.precision)?,
+            config,
+            text,
+            datasets,
+            proxies,
+            dataload,
+            cells,
+        })
+    }
+}

@@ -1,0 +1,8 @@
+//! The experiment runner behind the `zc` command: experiment configs, proxy sweeps into Parquet,
+//! rank-correlation statistics and the tables that compare proxies with the paper.
+
+pub mod config;
+pub mod provenance;
+pub mod stats;
+pub mod sweep;
+pub mod table;
