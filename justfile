@@ -33,6 +33,14 @@ score-fixture:
     {{zc}} score --arch '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|' \
         --weights data/fixtures/parity/a_dense.safetensors --batch data/fixtures/parity/a_dense.safetensors
 
+# The paper's Table 1 on the shipped data: the sweep (resumable: rerun to continue), then the
+# table, printed and written to results/table1.{md,parquet}. `just reproduce-table1 all` scores
+# all 15,625 cells into results/table1-all instead (hours on 2 cores; shard it with
+# `zc sweep ... --shard K/N` on several machines).
+reproduce-table1 CELLS="sample":
+    {{zc}} sweep experiments/table1.yaml {{ if CELLS == "all" { "--all-cells --output results/table1-all" } else { "" } }}
+    {{zc}} table {{ if CELLS == "all" { "results/table1-all --out results/table1-all" } else { "results/table1 --out results/table1" } }}
+
 # Criterion benchmarks of the proxy engine (one thread; RAYON_NUM_THREADS=2 for two).
 bench:
     RAYON_NUM_THREADS=1 cargo bench -p zc-proxies

@@ -188,7 +188,13 @@ fn shards_together_are_the_whole_sweep_and_the_table_agrees() {
         target: "paper".into(),
         bootstrap: 200,
     };
-    let rows = table::compute(&[sharded.clone()], &table, &data_dir(), &options).unwrap();
+    let rows = table::compute(
+        std::slice::from_ref(&sharded),
+        &table,
+        &data_dir(),
+        &options,
+    )
+    .unwrap();
     let params = rows.iter().find(|r| r.proxy == "params").unwrap();
     let truth = table
         .accuracies(Dataset::ImageNet16_120, Metric::Test)
