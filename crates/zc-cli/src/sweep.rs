@@ -439,6 +439,19 @@ pub fn run(
                 write_part(buffer, key.0, key.1, &mut part)?;
             }
             progress.inc(1);
+            if progress.is_hidden() {
+                // No terminal (a log file, CI): a plain line every chunk of cells instead.
+                let done = progress.position() as usize;
+                if done % experiment.config.chunk == 0 || done == total {
+                    let elapsed = start.elapsed().as_secs_f64();
+                    let eta = elapsed / done as f64 * (total - done) as f64;
+                    eprintln!(
+                        "{done}/{total} cells, {:.2} cells/s, ETA {:.0} s",
+                        done as f64 / elapsed,
+                        eta
+                    );
+                }
+            }
         }
         Ok(())
     })
