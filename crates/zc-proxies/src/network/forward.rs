@@ -73,13 +73,9 @@ impl<const D: usize> Act<D> {
     }
 
     fn add(self, other: Self) -> Self {
-        let t = match (self.t, other.t) {
-            (Some(a), Some(b)) => Some(a + b),
-            (a, b) => a.or(b),
-        };
         Act {
             v: self.v + other.v,
-            t,
+            t: add_tangent(self.t, other.t),
         }
     }
 }
