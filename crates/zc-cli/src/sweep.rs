@@ -442,7 +442,7 @@ pub fn run(
             if progress.is_hidden() {
                 // No terminal (a log file, CI): a plain line every chunk of cells instead.
                 let done = progress.position() as usize;
-                if done % experiment.config.chunk == 0 || done == total {
+                if done.is_multiple_of(experiment.config.chunk) || done == total {
                     let elapsed = start.elapsed().as_secs_f64();
                     let eta = elapsed / done as f64 * (total - done) as f64;
                     eprintln!(
