@@ -2,7 +2,9 @@
 //! rank-correlation statistics and the tables that compare proxies with the paper.
 
 pub mod config;
+pub mod figure;
 pub mod provenance;
+pub mod search;
 pub mod stats;
 pub mod sweep;
 pub mod table;

@@ -33,6 +33,8 @@ enum Command {
     Sweep(commands::sweep::Args),
     /// Rank-correlation table (Spearman, CI, top-10%, Kendall, vote) of sweep results vs. the paper.
     Table(commands::table::Args),
+    /// NAS runs (RAND, RL, AE, BP) with zero-cost warmup and move proposal: curves, table, figure.
+    Search(commands::search::Args),
     /// List the registered proxies.
     Proxies,
 }
@@ -63,6 +65,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Score(args) => commands::score::run(&data_dir, args),
         Command::Sweep(args) => commands::sweep::run(&data_dir, args),
         Command::Table(args) => commands::table::run(&data_dir, args),
+        Command::Search(args) => commands::search::run(&data_dir, args),
         Command::Proxies => {
             for p in zc_proxies::proxy::REGISTRY {
                 println!("{:<11} {}", p.name(), p.summary());

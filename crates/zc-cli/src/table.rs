@@ -354,3 +354,34 @@ pub fn write(
     write_parquet(rows, &pq)?;
     Ok((md, pq))
 }
+
+/// One proxy's swept scores for `dataset` and `seed` from sweep files (or directories of
+/// them): (official cell index, score) pairs.
+pub fn proxy_column(
+    inputs: &[PathBuf],
+    dataset: &str,
+    seed: u64,
+    proxy: &str,
+) -> anyhow::Result<Vec<(usize, f64)>> {
+    let all = load(inputs)?;
+    let scores = all.get(&(dataset.to_string(), seed)).with_context(|| {
+        let found: Vec<String> = all.keys().map(|(d, s)| format!("{d} seed {s}")).collect();
+        format!(
+            "no {dataset} seed {seed} rows in the sweep files (found: {})",
+            found.join(", ")
+        )
+    })?;
+    let column = scores.proxies.get(proxy).with_context(|| {
+        let found: Vec<&str> = scores.proxies.keys().map(String::as_str).collect();
+        format!(
+            "the sweep files have no {proxy} column for {dataset} (found: {})",
+            found.join(", ")
+        )
+    })?;
+    Ok(scores
+        .indices
+        .iter()
+        .copied()
+        .zip(column.iter().copied())
+        .collect())
+}

@@ -34,6 +34,6 @@ mod variant;
 
 pub use algorithm::{Algorithm, Run};
 pub use error::SearchError;
-pub use proxy::ProxyScores;
+pub use proxy::{ProxyScores, Scorer};
 pub use trainer::{Accuracies, Step, Trainer};
 pub use variant::Variant;

@@ -2,6 +2,7 @@
 
 pub mod data;
 pub mod score;
+pub mod search;
 pub mod space;
 pub mod sweep;
 pub mod table;
