@@ -44,3 +44,9 @@ reproduce-table1 CELLS="sample":
 # Criterion benchmarks of the proxy engine (one thread; RAYON_NUM_THREADS=2 for two).
 bench:
     RAYON_NUM_THREADS=1 cargo bench -p zc-proxies
+
+# The paper's Figure 3: synflow over all 15,625 cells on CIFAR-100 (resumable sweep), then the
+# NAS search curves (RAND, RL, AE, BP; 100 seeded runs per variant) into results/figure3/.
+reproduce-figure3 RUNS="100":
+    {{zc}} sweep experiments/synflow-all.yaml
+    {{zc}} search experiments/figure3.yaml --runs {{RUNS}}
