@@ -1,8 +1,8 @@
 //! The search-curve figure (the paper's Figure 3 layout): one panel per algorithm, each
 //! variant's mean best accuracy against trained models with its 95% band, as PNG and SVG.
 
-use std::path::Path;
-use std::sync::Once;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::anyhow;
 use plotters::coord::Shift;
@@ -17,36 +17,45 @@ static FONT: &[u8] = include_bytes!("../../../data/fonts/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";
 
 fn register_font() -> anyhow::Result<()> {
-    static REGISTER: Once = Once::new();
-    let mut result = Ok(());
-    REGISTER.call_once(|| {
-        result = plotters::style::register_font(FAMILY, FontStyle::Normal, FONT)
-            .map_err(|_| anyhow!("the shipped font data/fonts/DejaVuSans.ttf is not a valid font"));
-    });
-    result
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED
+        .get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
+    anyhow::ensure!(
+        ok,
+        "the shipped font data/fonts/DejaVuSans.ttf is not a valid font"
+    );
+    Ok(())
 }
 
-/// Draws the curves into `stem.png` and `stem.svg`, with `targets` as reference lines.
-pub fn draw(curves: &[Curve], targets: &[f64], title: &str, stem: &Path) -> anyhow::Result<()> {
+/// Draws the curves into `STEM.png` and `STEM.svg`, with `targets` as reference lines and
+/// `y_label` on the vertical axes.
+pub fn draw(
+    curves: &[Curve],
+    targets: &[f64],
+    title: &str,
+    y_label: &str,
+    stem: &Path,
+) -> anyhow::Result<()> {
     register_font()?;
     let size = (1200, 900);
-    let png = stem.with_extension("png");
-    let svg = stem.with_extension("svg");
+    let with = |suffix: &str| {
+        let mut name = stem.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let (png, svg) = (with(".png"), with(".svg"));
     // Draw into temporary files and rename, so that an interrupted run leaves no half figure.
-    let (png_tmp, svg_tmp) = (
-        stem.with_extension("tmp.png"),
-        stem.with_extension("tmp.svg"),
-    );
+    let (png_tmp, svg_tmp) = (with(".tmp.png"), with(".tmp.svg"));
     {
         let root = BitMapBackend::new(&png_tmp, size).into_drawing_area();
-        panels(&root, curves, targets, title)
+        panels(&root, curves, targets, title, y_label)
             .map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
         root.present()
             .map_err(|e| anyhow!("writing {}: {e}", png.display()))?;
     }
     {
         let root = SVGBackend::new(&svg_tmp, size).into_drawing_area();
-        panels(&root, curves, targets, title)
+        panels(&root, curves, targets, title, y_label)
             .map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
         root.present()
             .map_err(|e| anyhow!("writing {}: {e}", svg.display()))?;
@@ -61,6 +70,7 @@ fn panels<DB: DrawingBackend>(
     curves: &[Curve],
     targets: &[f64],
     title: &str,
+    y_label: &str,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     root.fill(&WHITE)?;
     let root = root.titled(title, (FAMILY, 24))?;
@@ -91,7 +101,7 @@ fn panels<DB: DrawingBackend>(
         chart
             .configure_mesh()
             .x_desc("trained models")
-            .y_desc("best test accuracy (%)")
+            .y_desc(y_label)
             .x_label_formatter(&|x| format!("{x:.0}"))
             .label_style((FAMILY, 14))
             .axis_desc_style((FAMILY, 15))

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -58,7 +59,8 @@ pub struct SearchConfig {
 #[serde(deny_unknown_fields)]
 pub struct ProxySource {
     /// Sweep Parquet files or directories (`zc sweep` output). Cells missing from them are
-    /// scored on demand with the engine.
+    /// scored on demand with the engine as `zc sweep` does with its defaults (flex, f32, a
+    /// random minibatch of 64 shipped images, the sweep seed): sweep other settings completely.
     pub sweep: Vec<PathBuf>,
     /// The proxy: a column of the sweep files (default synflow).
     #[serde(default = "default_proxy")]
@@ -117,6 +119,14 @@ impl SearchExperiment {
         if config.budget == 0 || config.runs == 0 {
             bail!("budget and runs must be at least 1 ({})", context());
         }
+        if config.budget > Cell::COUNT {
+            bail!(
+                "budget {} exceeds the {} cells of the space ({})",
+                config.budget,
+                Cell::COUNT,
+                context()
+            );
+        }
         if config.proxy.sweep.is_empty() {
             bail!("proxy.sweep names no sweep files ({})", context());
         }
@@ -133,6 +143,9 @@ impl SearchExperiment {
                 algorithm
                     .check(variant)
                     .with_context(|| format!("algorithms.{name} {}", context()))?;
+                if variants.contains(&(algorithm, variant)) {
+                    bail!("algorithms.{name} lists {variant} twice ({})", context());
+                }
                 variants.push((algorithm, variant));
             }
         }
@@ -192,7 +205,7 @@ pub fn proxy_scores(
     let scorer = (missing > 0)
         .then(|| on_demand_scorer(experiment, data_dir))
         .transpose()?;
-    Ok(ProxyScores::new(&source.name, by_code, scorer))
+    Ok(ProxyScores::new(&source.name, by_code, scorer)?)
 }
 
 fn on_demand_scorer(
@@ -253,7 +266,8 @@ pub fn run_all(
         .iter()
         .flat_map(|&(a, v)| (0..c.runs).map(move |r| (a, v, r)))
         .collect();
-    let progress = ProgressBar::new(jobs.len() as u64);
+    let (total, started, finished) = (jobs.len(), Instant::now(), AtomicUsize::new(0));
+    let progress = ProgressBar::new(total as u64);
     progress.set_style(
         ProgressStyle::with_template(
             "{elapsed_precise} [{bar:40}] {pos}/{len} runs  {per_sec}  ETA {eta}  {msg}",
@@ -274,6 +288,18 @@ pub fn run_all(
                 .with_context(|| format!("{algorithm} {variant} run {run}"))?;
             progress.set_message(format!("{algorithm} {variant}"));
             progress.inc(1);
+            if progress.is_hidden() {
+                // No terminal (a log file, CI): a plain line every 5% of the runs instead.
+                let done = finished.fetch_add(1, Ordering::Relaxed) + 1;
+                if done.is_multiple_of(total.div_ceil(20)) || done == total {
+                    let elapsed = started.elapsed().as_secs_f64();
+                    eprintln!(
+                        "{done}/{total} runs, {:.1} runs/s, ETA {:.0} s",
+                        done as f64 / elapsed,
+                        elapsed / done as f64 * (total - done) as f64
+                    );
+                }
+            }
             Ok(RunResult {
                 algorithm,
                 variant,

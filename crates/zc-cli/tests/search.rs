@@ -19,8 +19,8 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// A small search over the committed Table-1 sweep rows; `params` is analytic, so the cells
-/// those rows lack are scored on demand instantly.
+/// A small search over the committed Table-1 sweep rows (400 cells); the cells they lack are
+/// scored on demand (`params` needs no pass, only the network's weights).
 fn config(output: &std::path::Path, algorithms: &str) -> String {
     format!(
         "name: small\ndataset: cifar100\nbudget: 30\nruns: 3\nseed: 5\n\
@@ -57,6 +57,8 @@ fn config_errors_name_what_is_wrong() {
             "cifar1000",
         ),
         (good.replace("runs: 3", "runs: 0"), "at least 1"),
+        (good.replace("budget: 30", "budget: 20000"), "exceeds"),
+        (config(&dir, "{rand: [baseline, baseline]}"), "twice"),
     ] {
         let err = format!("{:#}", load(&dir, &text).err().expect(&text));
         assert!(err.contains(expected), "{expected:?} not in {err}");
@@ -76,7 +78,14 @@ fn a_small_search_writes_consistent_steps_curves_table_and_figure() {
     .unwrap();
     let table = GroundTruth::load_shipped(&data_dir()).unwrap();
     let (curves, outputs) = search::run(&experiment, &table, &data_dir()).unwrap();
-    figure::draw(&curves, &[73.0], "test", &dir.join("small")).unwrap();
+    figure::draw(
+        &curves,
+        &[73.0],
+        "test",
+        "best test accuracy (%)",
+        &dir.join("small"),
+    )
+    .unwrap();
     for file in ["small.png", "small.svg", "small.md", "manifest.json"] {
         assert!(
             std::fs::metadata(dir.join(file)).unwrap().len() > 100,

@@ -15,6 +15,14 @@ pub enum SearchError {
         /// The number of cells.
         expected: usize,
     },
+    /// A table value that is NaN or infinite.
+    #[error("{what} of the cell with code {code} is not a finite number")]
+    NotFinite {
+        /// Which table.
+        what: &'static str,
+        /// The cell's code.
+        code: usize,
+    },
     /// A variant string that does not parse.
     #[error("bad variant {text:?}: {why}")]
     BadVariant {

@@ -12,7 +12,9 @@ use crate::SearchError;
 pub type Scorer = Box<dyn Fn(Cell) -> Result<f64, String> + Send + Sync>;
 
 /// A proxy's scores (higher is better). Looked up in a table; a cell missing from it is scored
-/// by the [`Scorer`], once, and cached. NaN scores rank below every number.
+/// by the [`Scorer`] and cached (parallel runs asking for the same new cell at the same moment
+/// may each compute it; the scorer is deterministic, so they agree). NaN scores rank below
+/// every number.
 pub struct ProxyScores {
     name: String,
     table: Vec<Option<f64>>,
@@ -33,28 +35,31 @@ impl std::fmt::Debug for ProxyScores {
 
 impl ProxyScores {
     /// A complete table indexed by [`Cell::code`].
-    ///
-    /// # Panics
-    /// If `scores` does not hold [`Cell::COUNT`] values.
-    pub fn from_table(name: &str, scores: Vec<f64>) -> Self {
-        assert_eq!(scores.len(), Cell::COUNT, "one score per cell");
+    pub fn from_table(name: &str, scores: Vec<f64>) -> Result<Self, SearchError> {
         Self::new(name, scores.into_iter().map(Some).collect(), None)
     }
 
     /// A partial table indexed by [`Cell::code`] (`None` = not scored yet) and an optional
     /// scorer for the missing cells.
-    ///
-    /// # Panics
-    /// If `table` does not hold [`Cell::COUNT`] entries.
-    pub fn new(name: &str, table: Vec<Option<f64>>, scorer: Option<Scorer>) -> Self {
-        assert_eq!(table.len(), Cell::COUNT, "one entry per cell");
-        ProxyScores {
+    pub fn new(
+        name: &str,
+        table: Vec<Option<f64>>,
+        scorer: Option<Scorer>,
+    ) -> Result<Self, SearchError> {
+        if table.len() != Cell::COUNT {
+            return Err(SearchError::WrongLength {
+                what: "proxy score table",
+                found: table.len(),
+                expected: Cell::COUNT,
+            });
+        }
+        Ok(ProxyScores {
             name: name.to_string(),
             table,
             scorer,
             computed: Mutex::new(HashMap::new()),
             computed_count: AtomicUsize::new(0),
-        }
+        })
     }
 
     /// The proxy's name.
@@ -107,6 +112,9 @@ impl ProxyScores {
     }
 
     /// The cell of `cells` with the highest score (the first on ties).
+    ///
+    /// # Panics
+    /// If `cells` is empty.
     pub fn best_of(&self, cells: &[Cell]) -> Result<Cell, SearchError> {
         let mut best: Option<(Cell, f64)> = None;
         for &c in cells {
@@ -144,7 +152,7 @@ mod tests {
             seen.fetch_add(1, Ordering::Relaxed);
             Ok(f64::from(c.code()) * 10.0)
         });
-        let proxy = ProxyScores::new("p", table, Some(scorer));
+        let proxy = ProxyScores::new("p", table, Some(scorer)).unwrap();
         let c3 = Cell::from_code(3).unwrap();
         assert_eq!(proxy.score(c3).unwrap(), 30.0);
         assert_eq!(proxy.score(c3).unwrap(), 30.0);
@@ -161,7 +169,8 @@ mod tests {
 
     #[test]
     fn a_missing_cell_without_a_scorer_is_an_error_naming_it() {
-        let proxy = ProxyScores::new("synflow", vec![None; Cell::COUNT], None);
+        let proxy = ProxyScores::new("synflow", vec![None; Cell::COUNT], None).unwrap();
+        assert!(ProxyScores::from_table("short", vec![1.0; 3]).is_err());
         let err = proxy.score(Cell::from_code(0).unwrap()).unwrap_err();
         assert!(
             err.to_string().contains("synflow could not score |none~0|"),

@@ -92,12 +92,12 @@ impl RelationPredictor {
     }
 
     /// `steps` Adam steps on random pairs of `cells` with different `targets` (higher is
-    /// better). Does nothing when every target is equal.
-    pub fn fit(&mut self, cells: &[Cell], targets: &[f64], steps: usize) {
+    /// better). Returns whether it trained: not when every target is equal.
+    pub fn fit(&mut self, cells: &[Cell], targets: &[f64], steps: usize) -> bool {
         assert_eq!(cells.len(), targets.len(), "one target per cell");
         let n = cells.len();
         if n < 2 || targets.iter().all(|&t| t == targets[0]) {
-            return;
+            return false;
         }
         let features = node_features(cells, &self.device);
         // The optimiser takes the network by value; tensors are shared, so the clone is cheap.
@@ -112,11 +112,15 @@ impl RelationPredictor {
                     labels.push(if targets[a] > targets[b] { 1.0f32 } else { 0.0 });
                 }
             }
-            let index = |v: Vec<i64>| {
-                Tensor::<1, Int>::from_data(TensorData::new(v, [PAIRS_PER_STEP]), &self.device)
-            };
-            let scores = forward(&network, &self.adjacency, features.clone());
-            let margin = scores.clone().select(0, index(first)) - scores.select(0, index(second));
+            // Score only the cells of the sampled pairs: the first members, then the second.
+            first.extend(second);
+            let index = Tensor::<1, Int>::from_data(
+                TensorData::new(first, [2 * PAIRS_PER_STEP]),
+                &self.device,
+            );
+            let scores = forward(&network, &self.adjacency, features.clone().select(0, index));
+            let margin = scores.clone().slice(0..PAIRS_PER_STEP)
+                - scores.slice(PAIRS_PER_STEP..2 * PAIRS_PER_STEP);
             let labels =
                 Tensor::<1>::from_data(TensorData::new(labels, [PAIRS_PER_STEP]), &self.device);
             // Binary cross-entropy of sigmoid(margin) against "first is better".
@@ -127,6 +131,7 @@ impl RelationPredictor {
             network = self.optimizer.step(LEARNING_RATE, network, grads);
         }
         self.network = network;
+        true
     }
 
     /// The predicted score of each cell (higher = predicted better).
@@ -245,7 +250,7 @@ mod tests {
         let convs = |c: &Cell| c.ops().iter().filter(|&&o| o == Op::NorConv3x3).count() as f64;
         let targets: Vec<f64> = cells.iter().map(convs).collect();
         let mut predictor = RelationPredictor::new(1);
-        predictor.fit(&cells, &targets, 200);
+        assert!(predictor.fit(&cells, &targets, 200));
         let held_out: Vec<Cell> = (0..200).map(|_| zc_space::random_cell(&mut rng)).collect();
         let predicted = predictor.predict(&held_out);
         let truth: Vec<f64> = held_out.iter().map(convs).collect();

@@ -30,6 +30,9 @@ impl Accuracies {
                     expected: Cell::COUNT,
                 });
             }
+            if let Some(code) = v.iter().position(|a| !a.is_finite()) {
+                return Err(SearchError::NotFinite { what, code });
+            }
         }
         Ok(Accuracies { select, report })
     }
@@ -128,11 +131,6 @@ impl<'a> Trainer<'a> {
     /// How many distinct cells have been trained.
     pub fn trained_count(&self) -> usize {
         self.steps.len()
-    }
-
-    /// The budget of distinct cells.
-    pub fn budget(&self) -> usize {
-        self.budget
     }
 
     /// The cells trained so far with their selection accuracies, in training order.

@@ -20,8 +20,8 @@ pub enum MoveProposal {
 /// A search variant: the baseline algorithm, or it helped by the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Variant {
-    /// `warmup(N)`: score N random cells (all of them for N = 15,625) and seed the algorithm
-    /// with the best.
+    /// `warmup(N)`: N proxy evaluations before training: N random cells (all of them for
+    /// N = 15,625) whose best seed the algorithm; for RL, N policy samples rewarded by the proxy.
     pub warmup: Option<usize>,
     /// `move` / `move(k)`: the proxy chooses among proposals.
     pub proposal: Option<MoveProposal>,
@@ -33,11 +33,6 @@ impl Variant {
         warmup: None,
         proposal: None,
     };
-
-    /// Whether the variant uses the proxy at all.
-    pub fn uses_proxy(&self) -> bool {
-        *self != Variant::BASELINE
-    }
 }
 
 impl fmt::Display for Variant {
@@ -75,9 +70,12 @@ impl FromStr for Variant {
         for part in trimmed.split('+').map(str::trim) {
             let (name, arg) = match part.split_once('(') {
                 Some((name, rest)) => {
-                    let arg = rest
-                        .strip_suffix(')')
+                    let (arg, tail) = rest
+                        .split_once(')')
                         .ok_or_else(|| bad(format!("{part:?} lacks its closing ')'")))?;
+                    if !tail.is_empty() {
+                        return Err(bad(format!("unexpected {tail:?} after {part:?}'s ')'")));
+                    }
                     let n: usize = arg.trim().parse().map_err(|_| {
                         bad(format!("{arg:?} in {part:?} is not a positive integer"))
                     })?;
@@ -104,6 +102,9 @@ impl FromStr for Variant {
                         Some(k.map_or(MoveProposal::Neighbours, MoveProposal::Sample));
                 }
                 ("warmup" | "move", _) => return Err(bad(format!("{name} is given twice"))),
+                ("baseline", None) => {
+                    return Err(bad("baseline cannot be combined with warmup or move".into()));
+                }
                 _ => {
                     return Err(bad(format!(
                         "unknown part {part:?} (expected baseline, warmup(N), move or move(k), joined by +)"
@@ -146,6 +147,8 @@ mod tests {
             ("move(3", "closing"),
             ("warmup(5)+warmup(6)", "twice"),
             ("mutate", "unknown part"),
+            ("warmup(3)x", "unexpected \"x\""),
+            ("baseline+move", "cannot be combined"),
         ] {
             let err = text.parse::<Variant>().unwrap_err().to_string();
             assert!(err.contains(why), "{text}: {err}");

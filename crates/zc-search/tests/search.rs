@@ -22,7 +22,10 @@ fn benchmark() -> (Accuracies, ProxyScores) {
     };
     let accuracies = Accuracies::new(by_code(Metric::Val1Seed), by_code(Metric::Test)).unwrap();
     let params = Cell::all().map(|c| c.param_count(100) as f64).collect();
-    (accuracies, ProxyScores::from_table("params", params))
+    (
+        accuracies,
+        ProxyScores::from_table("params", params).unwrap(),
+    )
 }
 
 fn run(algorithm: Algorithm, variant: &str, budget: usize, seed: u64) -> Run {

@@ -39,7 +39,8 @@ pub fn run(data_dir: &Path, args: Args) -> anyhow::Result<()> {
         c.runs,
         c.proxy.name
     );
-    figure::draw(&curves, &c.targets, &title, &stem)?;
+    let y_label = format!("best {} accuracy (%)", experiment.report);
+    figure::draw(&curves, &c.targets, &title, &y_label, &stem)?;
     print!("{}", std::fs::read_to_string(&outputs.table)?);
     eprintln!(
         "wrote {}, {}, {}, {}, {}.png and {}.svg",

@@ -13,9 +13,9 @@ use crate::variant::MoveProposal;
 use crate::{ProxyScores, SearchError};
 
 /// Population size.
-pub const POPULATION: usize = 64;
+const POPULATION: usize = 64;
 /// Tournament size.
-pub const TOURNAMENT: usize = 10;
+const TOURNAMENT: usize = 10;
 /// Probability that `move` takes a random neighbour instead of the best by proxy.
 pub const RANDOM_MOVE_PROBABILITY: f64 = 0.25;
 
@@ -54,7 +54,7 @@ pub(super) fn search(s: &mut Search) -> Result<(), SearchError> {
 }
 
 /// A uniformly random one-edit neighbour: one edge gets a different op.
-pub fn mutate(parent: Cell, rng: &mut impl Rng) -> Cell {
+fn mutate(parent: Cell, rng: &mut impl Rng) -> Cell {
     let edge = rng.random_range(0..NUM_EDGES);
     let current = parent.op(edge).index();
     let shift = rng.random_range(1..Op::ALL.len());
@@ -97,7 +97,7 @@ mod tests {
     fn move_picks_the_best_neighbour_three_times_in_four() {
         // Score = the cell's code: the best neighbour is the one with the largest code.
         let scores = (0..Cell::COUNT).map(|c| c as f64).collect();
-        let proxy = ProxyScores::from_table("code", scores);
+        let proxy = ProxyScores::from_table("code", scores).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let parent = Cell::from_code(4321).unwrap();
         let best = *parent.neighbours().iter().max_by_key(|c| c.code()).unwrap();

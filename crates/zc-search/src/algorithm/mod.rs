@@ -24,14 +24,14 @@ pub enum Algorithm {
     /// `rand`: random search; `warmup(N)` trains the N scored cells in proxy order first.
     Random,
     /// `rl`: a REINFORCE controller, one categorical policy per edge with a moving-average
-    /// baseline; `warmup(N)` pre-trains it on N proxy rewards, `move(k)` trains the best untrained
+    /// baseline; `warmup(N)` pre-trains it for N policy samples rewarded by the proxy, `move(k)` trains the best untrained
     /// one of k sampled cells by proxy.
     Reinforce,
     /// `ae`: aging evolution (population 64, tournament 10, mutate one edge); `warmup(N)`
     /// starts from the proxy's top 64, `move` mutates to the best neighbour by proxy.
     Evolution,
     /// `bp`: predictor-based search with a graph network that ranks pairs of cells, trained on
-    /// the cells trained so far; `warmup(N)` pre-trains it on the proxy scores of N cells.
+    /// the cells trained so far; `warmup(N)` pre-trains it on the proxy scores of N random cells.
     Predictor,
 }
 
@@ -131,7 +131,7 @@ impl Run {
             Algorithm::Random => random::search(&mut search)?,
             Algorithm::Reinforce => reinforce::search(&mut search)?,
             Algorithm::Evolution => evolution::search(&mut search)?,
-            Algorithm::Predictor => predictor::search(&mut search, self.seed)?,
+            Algorithm::Predictor => predictor::search(&mut search)?,
         }
         Ok(trainer.into_steps())
     }

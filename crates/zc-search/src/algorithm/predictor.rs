@@ -3,21 +3,22 @@
 //! pre-trains the predictor on the proxy scores of N random cells, so the first round is
 //! already chosen by the predictor instead of at random.
 
-use zc_space::{Cell, random_cell};
+use rand::Rng;
+use zc_space::Cell;
 
 use super::{Search, random_distinct_cells};
 use crate::SearchError;
 use crate::relation_predictor::RelationPredictor;
 
 /// Cells trained per round.
-pub const ROUND: usize = 20;
+const ROUND: usize = 20;
 /// Adam steps of the warmup pre-training on proxy scores.
-pub const PRETRAIN_STEPS: usize = 300;
+const PRETRAIN_STEPS: usize = 300;
 /// Adam steps after each round (the predictor is fine-tuned, not re-initialised).
-pub const FIT_STEPS: usize = 100;
+const FIT_STEPS: usize = 100;
 
-pub(super) fn search(s: &mut Search, seed: u64) -> Result<(), SearchError> {
-    let mut predictor = RelationPredictor::new(seed);
+pub(super) fn search(s: &mut Search) -> Result<(), SearchError> {
+    let mut predictor = RelationPredictor::new(s.rng.random());
     let all: Vec<Cell> = Cell::all().collect();
     let mut pretrained = false;
     if let Some(n) = s.variant.warmup {
@@ -26,23 +27,26 @@ pub(super) fn search(s: &mut Search, seed: u64) -> Result<(), SearchError> {
             .iter()
             .map(|&c| s.proxy.score(c))
             .collect::<Result<Vec<_>, _>>()?;
-        // The predictor learns ranks: clamp -inf (NaN scores) to below the smallest number.
-        let floor = scores
-            .iter()
-            .copied()
-            .filter(|v| v.is_finite())
-            .fold(f64::INFINITY, f64::min);
+        // The predictor learns ranks: NaN scores (-inf) go just below the smallest number,
+        // +inf just above the largest.
+        let finite = scores.iter().copied().filter(|v| v.is_finite());
+        let (low, high) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+            (l.min(v), h.max(v))
+        });
         let scores: Vec<f64> = scores
             .iter()
-            .map(|&v| if v.is_finite() { v } else { floor - 1.0 })
+            .map(|&v| match v {
+                f64::NEG_INFINITY => low - 1.0,
+                f64::INFINITY => high + 1.0,
+                v => v,
+            })
             .collect();
-        predictor.fit(&cells, &scores, PRETRAIN_STEPS);
-        pretrained = true;
+        pretrained = predictor.fit(&cells, &scores, PRETRAIN_STEPS);
     }
     let mut next: Vec<Cell> = if pretrained {
         top_untrained(&predictor, &all, s, ROUND)
     } else {
-        (0..ROUND).map(|_| random_cell(s.rng)).collect()
+        random_distinct_cells(s.rng, ROUND)
     };
     loop {
         for &cell in &next {

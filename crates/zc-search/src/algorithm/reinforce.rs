@@ -1,6 +1,7 @@
 //! REINFORCE (Williams, 1992) with a categorical policy per edge and a moving-average baseline.
-//! The reward is the selection accuracy in percent. `warmup(N)` pre-trains the policy on N
-//! proxy rewards; `move(k)` samples k cells and trains only the best untrained one by proxy.
+//! The reward is the selection accuracy in percent. `warmup(N)` pre-trains the policy for N
+//! samples of its own, each rewarded by the percentile of its proxy score among 256 random
+//! reference cells (so it scores up to N + 256 cells); `move(k)` samples k cells and trains only the best untrained one by proxy.
 
 use rand::Rng;
 use rand::distr::Distribution;
@@ -12,22 +13,22 @@ use crate::SearchError;
 use crate::variant::MoveProposal;
 
 /// Step size of the policy-gradient update (rewards are in percent).
-pub const LEARNING_RATE: f64 = 0.02;
+const LEARNING_RATE: f64 = 0.02;
 /// Decay of the baseline's moving average.
-pub const BASELINE_DECAY: f64 = 0.9;
+const BASELINE_DECAY: f64 = 0.9;
 /// Cells scored to turn a proxy score into a percentile reward during warmup.
-pub const REFERENCE_CELLS: usize = 256;
+const REFERENCE_CELLS: usize = 256;
 /// Spread of the warmup reward: a proxy percentile of p (0..1) is worth `p * WARMUP_REWARD`,
 /// about the spread of accuracies among reasonable cells, so warmup moves the policy about as
 /// fast as training does.
-pub const WARMUP_REWARD: f64 = 10.0;
-/// Logits are kept within +-LOGIT_LIMIT so that every op keeps a probability above 0.6% and
-/// the controller keeps proposing new cells instead of collapsing onto one.
-pub const LOGIT_LIMIT: f64 = 2.5;
+const WARMUP_REWARD: f64 = 10.0;
+/// Logits are kept within +-LOGIT_LIMIT so that every op keeps a probability above 0.15%
+/// (1 / (1 + 4 e^5)) and the controller keeps proposing new cells instead of collapsing onto one.
+const LOGIT_LIMIT: f64 = 2.5;
 
 /// The controller: logits of a categorical distribution over ops for each edge.
 #[derive(Debug, Clone)]
-pub struct Policy {
+pub(super) struct Policy {
     logits: [[f64; Op::ALL.len()]; NUM_EDGES],
     baseline: Option<f64>,
 }
@@ -51,7 +52,7 @@ impl Policy {
     }
 
     /// A cell drawn from the policy.
-    pub fn sample(&self, rng: &mut impl Rng) -> Cell {
+    pub(super) fn sample(&self, rng: &mut impl Rng) -> Cell {
         Cell::new(std::array::from_fn(|e| {
             let choice = WeightedIndex::new(self.probabilities(e))
                 .expect("softmax probabilities are finite and positive");
@@ -61,7 +62,7 @@ impl Policy {
 
     /// One REINFORCE step: raises the log-probability of `cell` in proportion to how much
     /// `reward` beats the baseline, then updates the baseline.
-    pub fn reinforce(&mut self, cell: Cell, reward: f64) {
+    pub(super) fn reinforce(&mut self, cell: Cell, reward: f64) {
         let baseline = *self.baseline.get_or_insert(reward);
         let advantage = reward - baseline;
         for e in 0..NUM_EDGES {
