@@ -305,6 +305,19 @@ impl GroundTruth {
             })
     }
 
+    /// Accuracies (percent) of every cell, indexed by [`Cell::code`] instead of the official
+    /// index (what code that enumerates the space by cell, such as a search, wants).
+    pub fn accuracies_by_code(
+        &self,
+        dataset: Dataset,
+        metric: Metric,
+    ) -> Result<Vec<f64>, BenchmarkError> {
+        let values = self.accuracies(dataset, metric)?;
+        Ok(Cell::all()
+            .map(|cell| values[self.index_of(cell)])
+            .collect())
+    }
+
     /// Accuracy of the cell at `index`.
     pub fn accuracy(
         &self,

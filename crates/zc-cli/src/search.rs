@@ -171,15 +171,10 @@ pub fn accuracies(
     select: Metric,
     report: Metric,
 ) -> anyhow::Result<Accuracies> {
-    let by_code = |metric| -> anyhow::Result<Vec<f64>> {
-        let values = table.accuracies(dataset, metric)?;
-        let mut out = vec![f64::NAN; Cell::COUNT];
-        for (i, cell) in table.cells().iter().enumerate() {
-            out[usize::from(cell.code())] = values[i];
-        }
-        Ok(out)
-    };
-    Ok(Accuracies::new(by_code(select)?, by_code(report)?)?)
+    Ok(Accuracies::new(
+        table.accuracies_by_code(dataset, select)?,
+        table.accuracies_by_code(dataset, report)?,
+    )?)
 }
 
 /// The proxy's scores from the sweep files, with the cells they lack scored on demand.

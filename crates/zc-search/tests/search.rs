@@ -12,14 +12,7 @@ use zc_space::Cell;
 fn benchmark() -> (Accuracies, ProxyScores) {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
     let truth = GroundTruth::load_shipped(&data).expect("the shipped ground truth loads");
-    let by_code = |metric| {
-        let values = truth.accuracies(Dataset::Cifar100, metric).unwrap();
-        let mut out = vec![0.0; Cell::COUNT];
-        for (i, cell) in truth.cells().iter().enumerate() {
-            out[usize::from(cell.code())] = values[i];
-        }
-        out
-    };
+    let by_code = |metric| truth.accuracies_by_code(Dataset::Cifar100, metric).unwrap();
     let accuracies = Accuracies::new(by_code(Metric::Val1Seed), by_code(Metric::Test)).unwrap();
     let params = Cell::all().map(|c| c.param_count(100) as f64).collect();
     (
