@@ -86,6 +86,16 @@ pub enum DataError {
         /// The dataset it was read as.
         dataset: Dataset,
     },
+    /// A shipped image file that disagrees with its manifest (records lost or reordered).
+    #[error("{} does not match its manifest {}: {reason}", path.display(), manifest.display())]
+    Manifest {
+        /// The image file.
+        path: PathBuf,
+        /// The manifest CSV.
+        manifest: PathBuf,
+        /// What disagrees.
+        reason: String,
+    },
     /// A data load asking for zero images.
     #[error(
         "the data load of {source_desc} asks for an empty batch (batch size and images per class must be >= 1)"

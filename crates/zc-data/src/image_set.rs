@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
 use crate::error::{other_format_fitting, record_bytes};
 use crate::{DataError, Dataset, LabelLayout};
 
@@ -12,6 +14,7 @@ pub struct ImageSet {
     labels: Vec<u16>,
     pixels: Vec<u8>,
     sources: Vec<PathBuf>,
+    digest: Sha256,
 }
 
 impl ImageSet {
@@ -34,6 +37,7 @@ impl ImageSet {
             labels: Vec::new(),
             pixels: Vec::new(),
             sources: Vec::with_capacity(paths.len()),
+            digest: Sha256::new(),
         };
         for path in paths {
             set.append_file(path.as_ref(), layout)?;
@@ -42,10 +46,63 @@ impl ImageSet {
     }
 
     /// Reads the sample shipped for `dataset`: `data_dir/images/<dataset.shipped_file()>`,
-    /// one label byte per record.
+    /// one label byte per record, checked against the manifest shipped beside it
+    /// (`<stem>_manifest.csv`, one row per record with its label): a file that lost whole
+    /// records, or whose records were reordered, is an error rather than a smaller sample.
     pub fn read_shipped(data_dir: &Path, dataset: Dataset) -> Result<ImageSet, DataError> {
         let path = data_dir.join("images").join(dataset.shipped_file());
-        ImageSet::read(&[path], dataset, LabelLayout::OneByte)
+        let set = ImageSet::read(std::slice::from_ref(&path), dataset, LabelLayout::OneByte)?;
+        let manifest = path.with_file_name(format!(
+            "{}_manifest.csv",
+            dataset.shipped_file().trim_end_matches(".bin")
+        ));
+        set.check_manifest(&path, &manifest)?;
+        Ok(set)
+    }
+
+    /// Checks the record count and every label against a manifest CSV whose header has a
+    /// `label` column.
+    fn check_manifest(&self, path: &Path, manifest: &Path) -> Result<(), DataError> {
+        let text = std::fs::read_to_string(manifest).map_err(|source| DataError::Io {
+            path: manifest.to_owned(),
+            source,
+        })?;
+        let bad = |reason: String| DataError::Manifest {
+            path: path.to_owned(),
+            manifest: manifest.to_owned(),
+            reason,
+        };
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+        let header = lines
+            .next()
+            .ok_or_else(|| bad("the manifest is empty".into()))?;
+        let column = header
+            .split(',')
+            .position(|c| c.trim() == "label")
+            .ok_or_else(|| bad("the manifest has no `label` column".into()))?;
+        let labels = lines
+            .enumerate()
+            .map(|(i, line)| {
+                line.split(',')
+                    .nth(column)
+                    .and_then(|v| v.trim().parse::<u16>().ok())
+                    .ok_or_else(|| bad(format!("manifest row {i} has no valid label")))
+            })
+            .collect::<Result<Vec<u16>, DataError>>()?;
+        if labels.len() != self.len() {
+            return Err(bad(format!(
+                "the file holds {} records but the manifest lists {}",
+                self.len(),
+                labels.len()
+            )));
+        }
+        if let Some(i) = (0..labels.len()).find(|&i| labels[i] != self.labels[i]) {
+            return Err(bad(format!(
+                "record {i} has label {} but the manifest says {}",
+                self.labels[i], labels[i]
+            )));
+        }
+        Ok(())
     }
 
     fn append_file(&mut self, path: &Path, layout: LabelLayout) -> Result<(), DataError> {
@@ -81,6 +138,7 @@ impl ImageSet {
         }
         let n = bytes.len() / record;
         let label_bytes = layout.label_bytes();
+        self.digest.update(&bytes);
         self.labels.reserve(n);
         self.pixels.reserve(n * dataset.image_bytes());
         for (i, rec) in bytes.chunks_exact(record).enumerate() {
@@ -155,6 +213,17 @@ impl ImageSet {
             counts[usize::from(label)] += 1;
         }
         counts
+    }
+
+    /// SHA-256 (lower-case hex) of the bytes of every file read, concatenated in order: for a
+    /// single file, what `sha256sum FILE` prints. It identifies the data a result was computed on.
+    pub fn sha256(&self) -> String {
+        self.digest
+            .clone()
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The files the images were read from, in order.

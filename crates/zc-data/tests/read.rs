@@ -201,3 +201,47 @@ fn files_are_concatenated_in_order() {
     let counts = set.class_counts();
     assert_eq!((counts[0], counts[5], counts[119], counts[1]), (1, 1, 1, 0));
 }
+
+#[test]
+fn a_shipped_file_short_of_its_manifest_or_reordered_is_an_error() {
+    let dir = std::env::temp_dir().join(format!("zc-data-manifest-{}", std::process::id()));
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let name = Dataset::ImageNet16_120.shipped_file();
+    let manifest = name.replace(".bin", "_manifest.csv");
+    let raw = std::fs::read(Path::new(DATA_DIR).join("images").join(name)).unwrap();
+    std::fs::copy(
+        Path::new(DATA_DIR).join("images").join(&manifest),
+        images.join(&manifest),
+    )
+    .unwrap();
+    let record = 1 + 3 * 16 * 16;
+    // One whole record short: a valid-looking file of 277 images.
+    std::fs::write(images.join(name), &raw[..raw.len() - record]).unwrap();
+    let err = ImageSet::read_shipped(&dir, Dataset::ImageNet16_120).unwrap_err();
+    assert!(matches!(err, DataError::Manifest { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("holds 277 records but the manifest lists 278"),
+        "{err}"
+    );
+    // Two records swapped: the labels disagree with the manifest.
+    let mut swapped = raw.clone();
+    let (first, second) = swapped.split_at_mut(record);
+    first.swap_with_slice(&mut second[..record]);
+    assert_ne!(
+        raw[0], raw[record],
+        "the first two records have different labels"
+    );
+    std::fs::write(images.join(name), &swapped).unwrap();
+    let err = ImageSet::read_shipped(&dir, Dataset::ImageNet16_120).unwrap_err();
+    assert!(err.to_string().contains("record 0 has label"), "{err}");
+    // The shipped file itself matches, and its digest is what sha256sum prints.
+    std::fs::write(images.join(name), &raw).unwrap();
+    let set = ImageSet::read_shipped(&dir, Dataset::ImageNet16_120).unwrap();
+    assert_eq!(
+        set.sha256(),
+        "b75f6f03c7c5f6ec5de11ef382d0dea32d516e125f7d5463541a9669b18773dc"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
