@@ -43,7 +43,8 @@ pub struct ExperimentConfig {
     /// `f32` (as the reference) or `f64`.
     #[serde(default = "default_precision")]
     pub precision: String,
-    /// Output directory of the sweep's Parquet files (relative to the repository root).
+    /// Output directory of the sweep's Parquet files (a relative path is relative to the project
+    /// directory: the nearest directory at or above the current one that holds `data/nb201/`).
     pub output: PathBuf,
     /// Cells scored at once, one per core (0 = as many as cores).
     #[serde(default)]
@@ -94,12 +95,32 @@ pub enum CellSpec {
 
 /// A cell in a list: index or architecture string.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[serde(try_from = "serde_norway::Value")]
 pub enum CellRef {
     /// Official NB201 index.
     Index(usize),
     /// Architecture string.
     Arch(String),
+}
+
+impl TryFrom<serde_norway::Value> for CellRef {
+    type Error = String;
+
+    fn try_from(value: serde_norway::Value) -> Result<Self, String> {
+        match value {
+            serde_norway::Value::String(s) => Ok(CellRef::Arch(s)),
+            serde_norway::Value::Number(n) => n
+                .as_u64()
+                .and_then(|i| usize::try_from(i).ok())
+                .map(CellRef::Index)
+                .ok_or_else(|| {
+                    format!("{n} is not a cell: give an official index (0 to 15624) or an architecture string")
+                }),
+            other => Err(format!(
+                "{other:?} is not a cell: give an official index (0 to 15624) or an architecture string"
+            )),
+        }
+    }
 }
 
 /// A keyword or a small map, as written in YAML, before validation.
@@ -199,11 +220,12 @@ fn default_chunk() -> usize {
     25
 }
 
-/// A validated, resolved experiment.
+/// A validated, resolved experiment: what a sweep runs. The config as written is kept only as
+/// text (for the manifest); every value a run uses is here, after command-line overrides.
 pub struct Experiment {
-    /// The config as written.
-    pub config: ExperimentConfig,
-    /// Its text, recorded with the results.
+    /// Name recorded in every result row.
+    pub name: String,
+    /// The config text, recorded in the manifest.
     pub text: String,
     /// Datasets with their resolved targets.
     pub datasets: Vec<(Dataset, Metric)>,
@@ -215,8 +237,20 @@ pub struct Experiment {
     pub backend: Backend,
     /// Precision of the minibatch passes.
     pub precision: Precision,
+    /// Seeds, in config order.
+    pub seeds: Vec<u64>,
     /// Official indices of the cells, in scoring order.
     pub cells: Vec<usize>,
+    /// How the cells were chosen, for the manifest (`sample 400 (seed 2021)`, `all`, ...).
+    pub cell_selection: String,
+    /// Output directory.
+    pub output: PathBuf,
+    /// Cells scored at once (0 = one per core).
+    pub workers: usize,
+    /// Rows per part file.
+    pub chunk: usize,
+    /// The command-line overrides applied to the config, as typed (`--all-cells`, ...).
+    pub overrides: Vec<String>,
 }
 
 /// Parses a precision name.
@@ -239,14 +273,37 @@ fn parse_backend(name: &str) -> anyhow::Result<Backend> {
 }
 
 impl Experiment {
-    /// Reads, parses and validates a config file.
-    pub fn load(path: &Path, table: &GroundTruth) -> anyhow::Result<Self> {
+    /// Reads, parses and validates a config file. A relative `output` is taken relative to
+    /// `project` (the project directory, see `zc --help`).
+    pub fn load(path: &Path, table: &GroundTruth, project: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {}", path.display()))?;
         let config: ExperimentConfig = serde_norway::from_str(&text)
             .with_context(|| format!("invalid config {}", path.display()))?;
-        Self::resolve(config, text, table)
-            .with_context(|| format!("invalid config {}", path.display()))
+        let mut experiment = Self::resolve(config, text, table)
+            .with_context(|| format!("invalid config {}", path.display()))?;
+        experiment.output = project.join(&experiment.output);
+        Ok(experiment)
+    }
+
+    /// Scores all 15,625 cells instead of the config's selection (`--all-cells`).
+    pub fn select_all_cells(&mut self, table: &GroundTruth) {
+        self.cells = (0..table.len()).collect();
+        self.cell_selection = "all".into();
+        self.overrides.push("--all-cells".into());
+    }
+
+    /// Writes into `output` instead of the config's directory (`--output`).
+    pub fn set_output(&mut self, output: PathBuf) {
+        self.overrides
+            .push(format!("--output {}", output.display()));
+        self.output = output;
+    }
+
+    /// Scores `workers` cells at once (`--workers`; does not change any value).
+    pub fn set_workers(&mut self, workers: usize) {
+        self.overrides.push(format!("--workers {workers}"));
+        self.workers = workers;
     }
 
     /// Validates a parsed config.
@@ -277,9 +334,11 @@ impl Experiment {
                 Ok((dataset, metric))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        reject_duplicates("datasets", datasets.iter().map(|(d, _)| d.name()))?;
         if config.proxies.is_empty() {
             bail!("proxies: at least one proxy is needed");
         }
+        reject_duplicates("proxies", config.proxies.iter().cloned())?;
         let proxies = config
             .proxies
             .iter()
@@ -298,10 +357,16 @@ impl Experiment {
         if config.seeds.is_empty() {
             bail!("seeds: at least one seed is needed");
         }
+        reject_duplicates("seeds", config.seeds.iter().copied())?;
         if config.chunk == 0 {
             bail!("chunk: must be at least 1");
         }
-        let cells = match &config.cells {
+        let cell_selection = match &config.cells {
+            CellSpec::All => "all".to_string(),
+            CellSpec::Sample { n, seed } => format!("sample {n} (seed {seed})"),
+            CellSpec::List(list) => format!("list of {}", list.len()),
+        };
+        let cells: Vec<usize> = match &config.cells {
             CellSpec::All => (0..table.len()).collect(),
             CellSpec::Sample { n, seed } => sample_cells(*seed, *n)
                 .with_context(|| "cells: sample")?
@@ -318,15 +383,37 @@ impl Experiment {
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?,
         };
+        reject_duplicates("cells: list", cells.iter().copied())?;
         Ok(Self {
             backend: parse_backend(&config.backend)?,
             precision: parse_precision(&config.precision)?,
-            config,
+            name: config.name,
             text,
             datasets,
             proxies,
             dataload,
+            seeds: config.seeds,
             cells,
+            cell_selection,
+            output: config.output,
+            workers: config.workers,
+            chunk: config.chunk,
+            overrides: Vec::new(),
         })
     }
+}
+
+/// An error naming `key` and the first value given twice.
+pub fn reject_duplicates<T: Eq + std::hash::Hash + std::fmt::Display>(
+    key: &str,
+    values: impl IntoIterator<Item = T>,
+) -> anyhow::Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for value in values {
+        if seen.contains(&value) {
+            bail!("{key}: {value} is given twice; each may appear once");
+        }
+        seen.insert(value);
+    }
+    Ok(())
 }

@@ -6,5 +6,6 @@ pub mod figure;
 pub mod provenance;
 pub mod search;
 pub mod stats;
+pub mod store;
 pub mod sweep;
 pub mod table;

@@ -11,7 +11,8 @@ use clap::{Parser, Subcommand};
 #[command(name = "zc", version, about, long_about = None)]
 struct Cli {
     /// Data directory (ground-truth table, images, fixtures). Default: $ZC_DATA_DIR, else the
-    /// repository's `data/`.
+    /// project directory's `data/` (the project directory is the nearest directory at or above
+    /// the current one holding `data/nb201/`; relative paths in configs resolve against it).
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     #[command(subcommand)]
@@ -48,6 +49,8 @@ enum DataCommand {
 fn main() -> std::process::ExitCode {
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // The reader of our output went away (`zc ... | head`): nothing left to say.
+        Err(error) if is_broken_pipe(&error) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             std::process::ExitCode::FAILURE
@@ -55,20 +58,30 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let data_dir = commands::data_dir(cli.data_dir);
+    let project = commands::project_dir()?;
+    let data_dir = || commands::data_dir(cli.data_dir.clone(), project.as_deref());
+    let project = project.as_deref();
     match cli.command {
-        Command::Space(args) => commands::space::run(&data_dir, args),
+        Command::Space(args) => commands::space::run(&data_dir()?, args),
         Command::Data {
             command: DataCommand::Check,
-        } => commands::data::check(&data_dir),
-        Command::Score(args) => commands::score::run(&data_dir, args),
-        Command::Sweep(args) => commands::sweep::run(&data_dir, args),
-        Command::Table(args) => commands::table::run(&data_dir, args),
-        Command::Search(args) => commands::search::run(&data_dir, args),
+        } => commands::data::check(&data_dir()?),
+        Command::Score(args) => commands::score::run(&data_dir()?, args),
+        Command::Sweep(args) => commands::sweep::run(&data_dir()?, project, args),
+        Command::Table(args) => commands::table::run(&data_dir()?, args),
+        Command::Search(args) => commands::search::run(&data_dir()?, project, args),
         Command::Proxies => {
             for p in zc_proxies::proxy::REGISTRY {
-                println!("{:<11} {}", p.name(), p.summary());
+                commands::outln!("{:<11} {}", p.name(), p.summary())?;
             }
             Ok(())
         }

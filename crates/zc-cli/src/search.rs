@@ -13,12 +13,12 @@ use polars::prelude::{Column, DataFrame};
 use rayon::prelude::*;
 use serde::Deserialize;
 use zc_benchmark::{GroundTruth, Metric};
-use zc_data::{DataLoad, Dataset, ImageSet, MinibatchSampler};
-use zc_proxies::{Backend, Engine, Nb201Network, Precision, Weights, proxy};
+use zc_data::{Dataset, ImageSet, MinibatchSampler};
+use zc_proxies::{Backend, Engine, Nb201Network, Weights, proxy};
 use zc_search::{Accuracies, Algorithm, ProxyScores, Run, Step, Variant};
 use zc_space::Cell;
 
-use crate::sweep::{write_atomic, write_text_atomic};
+use crate::store::{self, Settings, column, write_atomic, write_text_atomic};
 use crate::{provenance, table};
 
 /// A search experiment, as written in YAML (`experiments/figure3.yaml`).
@@ -177,20 +177,35 @@ pub fn accuracies(
     )?)
 }
 
-/// The proxy's scores from the sweep files, with the cells they lack scored on demand.
+/// Where `zc search` keeps the cells it scored on demand: a sweep directory under its output,
+/// read again by the next run of the same search.
+pub fn on_demand_dir(experiment: &SearchExperiment) -> PathBuf {
+    experiment
+        .config
+        .output
+        .join(format!("on-demand-{}", experiment.config.proxy.name))
+}
+
+/// The proxy's scores from the sweep files (and the cells an earlier run scored on demand),
+/// with the cells they lack scored on demand with the sweep rows' settings.
 pub fn proxy_scores(
     experiment: &SearchExperiment,
     table: &GroundTruth,
     data_dir: &Path,
-) -> anyhow::Result<ProxyScores> {
+) -> anyhow::Result<(ProxyScores, Settings)> {
     let source = &experiment.config.proxy;
-    let column = table::proxy_column(
-        &source.sweep,
+    let mut inputs = source.sweep.clone();
+    let kept = on_demand_dir(experiment);
+    if kept.is_dir() {
+        inputs.push(kept);
+    }
+    let (column, settings) = table::proxy_column(
+        &inputs,
         experiment.dataset.name(),
         source.seed,
         &source.name,
     )
-    .with_context(|| format!("proxy scores from {}", display_paths(&source.sweep)))?;
+    .with_context(|| format!("proxy scores from {}", display_paths(&inputs)))?;
     let mut by_code = vec![None; Cell::COUNT];
     for (index, score) in column {
         let cell = table.cell(index)?;
@@ -198,35 +213,132 @@ pub fn proxy_scores(
     }
     let missing = by_code.iter().filter(|s| s.is_none()).count();
     let scorer = (missing > 0)
-        .then(|| on_demand_scorer(experiment, data_dir))
+        .then(|| on_demand_scorer(experiment, &settings, data_dir, missing))
         .transpose()?;
-    Ok(ProxyScores::new(&source.name, by_code, scorer)?)
+    Ok((ProxyScores::new(&source.name, by_code, scorer)?, settings))
 }
 
+/// Scores cells the sweep lacks exactly as `zc sweep` scored the others: the same network,
+/// weights and minibatch, with the sweep rows' backend, precision, data load and images.
 fn on_demand_scorer(
     experiment: &SearchExperiment,
+    settings: &Settings,
     data_dir: &Path,
+    missing: usize,
 ) -> anyhow::Result<zc_search::Scorer> {
     let dataset = experiment.dataset;
     let seed = experiment.config.proxy.seed;
     let proxy = proxy::find(&experiment.config.proxy.name)?;
     let images = ImageSet::read_shipped(data_dir, dataset)
         .with_context(|| format!("images of {} for on-demand proxy scores", dataset.name()))?;
-    let sampler = Arc::new(MinibatchSampler::new(
-        images,
-        DataLoad::Random { batch_size: 64 },
-        seed,
-    )?);
+    if images.sha256() != settings.images_sha256 {
+        bail!(
+            "the sweep rows were computed on other {} images (sha256 {}) than {} (sha256 {}): \
+             cells scored on demand would not be comparable; use the data directory of the sweep",
+            dataset.name(),
+            settings.images_sha256,
+            data_dir.display(),
+            images.sha256()
+        );
+    }
+    let backend = match settings.backend.as_str() {
+        "flex" => Backend::Flex,
+        other => bail!(
+            "the sweep rows were computed with backend {other}; on-demand scoring runs on flex \
+             only, which would mix backends: score the missing cells with `zc sweep` instead"
+        ),
+    };
+    let engine = Engine::new(backend, settings.precision()?);
+    let sampler = Arc::new(MinibatchSampler::new(images, settings.data_load()?, seed)?);
+    let (scored, started) = (AtomicUsize::new(0), Instant::now());
+    eprintln!(
+        "{missing} cells lack a {} score; they are scored on demand when the search asks \
+         ({settings}) and kept in {}",
+        proxy.name(),
+        on_demand_dir(experiment).display()
+    );
     Ok(Box::new(move |cell: Cell| {
-        // The same network, weights and minibatch as `zc sweep` would use for this cell.
         let network = Nb201Network::new(cell, dataset.num_classes());
         let weights = Weights::init(&network, seed);
         let batch = sampler.batch(u64::from(cell.code()));
-        let scores = Engine::new(Backend::Flex, Precision::F32)
+        let scores = engine
             .score(&network, &weights, &batch, &[proxy])
             .map_err(|e| e.to_string())?;
+        let done = scored.fetch_add(1, Ordering::Relaxed) + 1;
+        if done.is_multiple_of(50) {
+            eprintln!(
+                "scored {done} cells on demand ({:.0} s)",
+                started.elapsed().as_secs_f64()
+            );
+        }
         Ok(scores.proxies[0].score.total)
     }))
+}
+
+/// Adds the cells scored on demand to [`on_demand_dir`] (a sweep file in the row schema, so the
+/// next run, `zc table` and `zc search` read them like any sweep).
+fn keep_on_demand(
+    experiment: &SearchExperiment,
+    table: &GroundTruth,
+    proxy: &ProxyScores,
+    settings: &Settings,
+) -> anyhow::Result<()> {
+    let computed = proxy.computed();
+    if computed.is_empty() {
+        return Ok(());
+    }
+    let dir = on_demand_dir(experiment);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let seed = experiment.config.proxy.seed;
+    let path = dir.join(format!(
+        "{}.parquet",
+        crate::sweep::file_prefix(experiment.dataset, seed, crate::sweep::Shard::WHOLE)
+    ));
+    let n = computed.len();
+    let constant = |name: &str, v: &str| Column::new(name.into(), vec![v.to_string(); n]);
+    let mut df = DataFrame::new(
+        n,
+        vec![
+            Column::new(
+                column::INDEX.into(),
+                computed
+                    .iter()
+                    .map(|(c, _)| table.index_of(*c) as u32)
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                column::ARCH.into(),
+                computed
+                    .iter()
+                    .map(|(c, _)| c.to_string())
+                    .collect::<Vec<_>>(),
+            ),
+            constant(column::DATASET, experiment.dataset.name()),
+            Column::new(column::SEED.into(), vec![seed; n]),
+            Column::new(
+                proxy.name().into(),
+                computed.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
+            ),
+            constant(column::BACKEND, &settings.backend),
+            constant(column::PRECISION, &settings.precision),
+            constant(column::DATALOAD, &settings.dataload),
+            Column::new(column::BATCH_SIZE.into(), vec![settings.batch_size; n]),
+            Column::new(column::PER_CLASS.into(), vec![settings.per_class; n]),
+            constant(column::IMAGES_SHA256, &settings.images_sha256),
+            constant(
+                column::CONFIG,
+                &format!("{} (on demand)", experiment.config.name),
+            ),
+            constant(column::VERSION, provenance::VERSION),
+            constant(column::GIT_REVISION, provenance::GIT_REVISION),
+        ],
+    )?;
+    if path.exists() {
+        let mut old = store::read_parquet(&path)?;
+        old.vstack_mut_owned(df.select(old.get_column_names_owned())?)?;
+        df = old;
+    }
+    store::write_atomic(&mut df, &path)
 }
 
 fn display_paths(paths: &[PathBuf]) -> String {
@@ -500,7 +612,7 @@ pub fn run(
         experiment.select,
         experiment.report,
     )?;
-    let proxy = proxy_scores(experiment, table, data_dir)?;
+    let (proxy, settings) = proxy_scores(experiment, table, data_dir)?;
     eprintln!(
         "search {}: {} variants x {} runs, budget {}, {} (select {}, report {}), proxy {} ({} of {} cells swept)",
         c.name,
@@ -514,11 +626,14 @@ pub fn run(
         proxy.known_count(),
         Cell::COUNT
     );
-    let results = run_all(experiment, &accuracies, &proxy)?;
+    let results = run_all(experiment, &accuracies, &proxy);
+    // Keep what was scored on demand, even when a run failed.
+    keep_on_demand(experiment, table, &proxy, &settings)?;
+    let results = results?;
     let curves = curves(&results, c.budget);
     std::fs::create_dir_all(&c.output)
         .with_context(|| format!("cannot create {}", c.output.display()))?;
-    let revision = provenance::git_revision();
+    let revision = provenance::GIT_REVISION;
     let outputs = SearchOutputs {
         steps: c.output.join("search_steps.parquet"),
         curves: c.output.join("search_curves.parquet"),

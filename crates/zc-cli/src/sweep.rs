@@ -1,16 +1,21 @@
 //! `zc sweep`: score cells with proxies and append the rows to Parquet.
 //!
+//! A job is one (cell, dataset, seed); it makes one row.
+//!
 //! - Resumable: rows are written in part files of `chunk` rows, each atomically (temporary file,
-//!   fsync, rename). A rerun reads every row already in the output directory and scores only
-//!   what is missing, so a kill at any moment loses at most the unwritten chunk.
+//!   fsync, rename). A rerun reads every row already in the output directory and runs only the
+//!   jobs whose row is missing, so a kill at any moment loses at most the unwritten chunk.
+//! - Settings-aware: a row counts as done only if it was computed with the same [`Settings`]
+//!   (backend, precision, data load, batch size, image files). A directory holding rows of
+//!   other settings is refused with an error that names them, so results never mix settings.
 //! - Shardable: `--shard K/N` takes every N-th cell of the list, starting at K-1; the N parts
-//!   together are the whole list and read as one table.
+//!   together are the whole list and read as one table. A shard holds a lock while it runs.
 //! - Parallel: one cell per worker, each worker with a one-thread pool (two cells at once on two
 //!   cores is about twice the throughput of one cell on two threads with the flex backend).
-//! - When a shard finishes, its part files are merged into one file per dataset and seed.
+//! - When a shard finishes, its part files are merged into one file per dataset and seed, and
+//!   `manifest_shardKofN.json` describes the rows its files hold.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::File;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::mpsc;
@@ -19,16 +24,15 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use polars::prelude::{
-    BooleanChunked, Column, DataFrame, DataType, NewChunkedArray, ParquetReader, ParquetWriter,
-    SerReader,
-};
+use polars::prelude::{BooleanChunked, Column, DataFrame, NewChunkedArray};
+use serde::{Deserialize, Serialize};
 use zc_benchmark::GroundTruth;
 use zc_data::{Dataset, ImageSet, MinibatchSampler};
 use zc_proxies::{CellScores, Engine, Nb201Network, Weights};
 
 use crate::config::Experiment;
 use crate::provenance;
+use crate::store::{self, RowKey, Settings, ShardLock, column};
 
 /// Part K of N of a cell list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +57,8 @@ impl Shard {
             .collect()
     }
 
-    fn tag(&self) -> String {
+    /// `shardKofN`, as in file names.
+    pub fn tag(&self) -> String {
         format!("shard{}of{}", self.index, self.count)
     }
 }
@@ -75,19 +80,19 @@ impl FromStr for Shard {
 /// What a sweep did.
 #[derive(Debug)]
 pub struct SweepSummary {
-    /// Cells scored by this run.
+    /// Jobs (cell, dataset, seed) run by this invocation.
     pub scored: usize,
-    /// Cells found already done.
+    /// Jobs of the shard whose rows were already in the output directory.
     pub skipped: usize,
     /// Wall-clock seconds.
     pub seconds: f64,
     /// NaN count per proxy among the rows scored by this run.
     pub nan_counts: Vec<(String, usize)>,
-    /// The merged files of this shard.
+    /// The files this run merged new rows into.
     pub files: Vec<PathBuf>,
 }
 
-/// One scored cell.
+/// One scored job.
 struct Row {
     index: u32,
     dataset: Dataset,
@@ -95,109 +100,47 @@ struct Row {
     scores: CellScores,
 }
 
-/// Identity of a row: dataset name, seed, cell index.
-type RowKey = (String, u64, u32);
-
-/// Reads every Parquet file under `dir`.
-pub fn read_dir(dir: &Path) -> anyhow::Result<Vec<(PathBuf, DataFrame)>> {
-    if !dir.exists() {
-        return Ok(Vec::new());
-    }
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot list {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect();
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|p| read_parquet(&p).map(|df| (p, df)))
-        .collect()
-}
-
-/// Reads one Parquet file.
-pub fn read_parquet(path: &Path) -> anyhow::Result<DataFrame> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    ParquetReader::new(file)
-        .finish()
-        .with_context(|| format!("cannot read {} as Parquet", path.display()))
-}
-
-/// The (dataset, seed, index) keys of a sweep frame.
-pub fn row_keys(df: &DataFrame) -> anyhow::Result<Vec<RowKey>> {
-    let dataset = df.column("dataset")?.str()?.clone();
-    let seed = df.column("seed")?.cast(&DataType::UInt64)?;
-    let index = df.column("index")?.cast(&DataType::UInt32)?;
-    let keys = dataset
-        .iter()
-        .zip(seed.u64()?.iter())
-        .zip(index.u32()?.iter())
-        .filter_map(|((d, s), i)| Some((d?.to_string(), s?, i?)))
-        .collect();
-    Ok(keys)
-}
-
-/// Writes `df` to `path` atomically: a temporary file in the same directory, fsync, rename.
-pub fn write_atomic(df: &mut DataFrame, path: &Path) -> anyhow::Result<()> {
-    let tmp = path.with_extension("parquet.tmp");
-    let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    ParquetWriter::new(&file)
-        .finish(df)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
-    Ok(())
-}
-
-/// Writes a text file atomically.
-pub fn write_text_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {}", tmp.display()))?;
-    Ok(())
-}
-
-/// Fixed metadata of every row of a run.
-struct RunInfo<'a> {
+/// The frame of a chunk of rows: the row schema of [`store::column`].
+struct RowSchema<'a> {
     experiment: &'a Experiment,
     table: &'a GroundTruth,
-    revision: String,
+    settings: &'a BTreeMap<Dataset, Settings>,
 }
 
-impl RunInfo<'_> {
+impl RowSchema<'_> {
     fn frame(&self, rows: &[Row]) -> anyhow::Result<DataFrame> {
-        let e = self.experiment;
+        let experiment = self.experiment;
         let n = rows.len();
-        let text = |name: &str, v: String| Column::new(name.into(), vec![v; n]);
+        let text = |name: &str, v: &str| Column::new(name.into(), vec![v.to_string(); n]);
+        let setting = |r: &Row| &self.settings[&r.dataset];
         let mut columns = vec![
             Column::new(
-                "index".into(),
+                column::INDEX.into(),
                 rows.iter().map(|r| r.index).collect::<Vec<_>>(),
             ),
             Column::new(
-                "arch".into(),
+                column::ARCH.into(),
                 rows.iter()
                     .map(|r| self.table.cells()[r.index as usize].to_string())
                     .collect::<Vec<_>>(),
             ),
             Column::new(
-                "dataset".into(),
+                column::DATASET.into(),
                 rows.iter().map(|r| r.dataset.name()).collect::<Vec<_>>(),
             ),
             Column::new(
-                "seed".into(),
+                column::SEED.into(),
                 rows.iter().map(|r| r.seed).collect::<Vec<_>>(),
             ),
         ];
-        for (i, proxy) in e.proxies.iter().enumerate() {
+        for (i, proxy) in experiment.proxies.iter().enumerate() {
             let values: Vec<f64> = rows
                 .iter()
                 .map(|r| r.scores.proxies[i].score.total)
                 .collect();
             columns.push(Column::new(proxy.name().into(), values));
         }
-        for (i, proxy) in e.proxies.iter().enumerate() {
+        for (i, proxy) in experiment.proxies.iter().enumerate() {
             let seconds: Vec<f64> = rows.iter().map(|r| r.scores.proxies[i].seconds).collect();
             columns.push(Column::new(
                 format!("{}_seconds", proxy.name()).into(),
@@ -205,20 +148,44 @@ impl RunInfo<'_> {
             ));
         }
         columns.push(Column::new(
-            "cell_seconds".into(),
+            column::CELL_SECONDS.into(),
             rows.iter().map(|r| r.scores.seconds()).collect::<Vec<_>>(),
         ));
-        columns.push(text("backend", e.backend.name()));
-        columns.push(text("precision", e.precision.name().into()));
-        columns.push(text("dataload", format!("{:?}", e.dataload)));
-        columns.push(text("config", e.config.name.clone()));
-        columns.push(text("version", provenance::VERSION.into()));
-        columns.push(text("git_revision", self.revision.clone()));
+        columns.push(text(column::BACKEND, &experiment.backend.name()));
+        columns.push(text(column::PRECISION, experiment.precision.name()));
+        columns.push(Column::new(
+            column::DATALOAD.into(),
+            rows.iter()
+                .map(|r| setting(r).dataload.clone())
+                .collect::<Vec<_>>(),
+        ));
+        columns.push(Column::new(
+            column::BATCH_SIZE.into(),
+            rows.iter()
+                .map(|r| setting(r).batch_size)
+                .collect::<Vec<_>>(),
+        ));
+        columns.push(Column::new(
+            column::PER_CLASS.into(),
+            rows.iter()
+                .map(|r| setting(r).per_class)
+                .collect::<Vec<_>>(),
+        ));
+        columns.push(Column::new(
+            column::IMAGES_SHA256.into(),
+            rows.iter()
+                .map(|r| setting(r).images_sha256.clone())
+                .collect::<Vec<_>>(),
+        ));
+        columns.push(text(column::CONFIG, &experiment.name));
+        columns.push(text(column::VERSION, provenance::VERSION));
+        columns.push(text(column::GIT_REVISION, provenance::GIT_REVISION));
         Ok(DataFrame::new(n, columns)?)
     }
 }
 
-fn file_prefix(dataset: Dataset, seed: u64, shard: Shard) -> String {
+/// `DATASET_seedS_shardKofN`: the stem of a shard's files for one dataset and seed.
+pub fn file_prefix(dataset: Dataset, seed: u64, shard: Shard) -> String {
     format!("{}_seed{seed}_{}", dataset.name(), shard.tag())
 }
 
@@ -228,57 +195,213 @@ fn unix_seconds() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Runs (or resumes) the sweep of `experiment`, shard `shard`, into `output`.
-pub fn run(
-    experiment: &Experiment,
-    table: &GroundTruth,
-    data_dir: &Path,
+/// The manifest of one shard: the settings and experiment of its rows, how many rows its files
+/// hold, and the invocations that added rows.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    /// `K/N`.
+    pub shard: String,
+    /// `running` (row counts are from before the run), `finished` or `failed`.
+    pub status: String,
+    /// The settings of every row, per dataset.
+    pub settings: BTreeMap<String, Settings>,
+    /// The experiment of the latest invocation that ran jobs, after command-line overrides.
+    pub experiment: ManifestExperiment,
+    /// Jobs (cell, dataset, seed) of the shard.
+    pub jobs_in_shard: usize,
+    /// Jobs of the shard whose row is in the directory (in this shard's files or others').
+    pub jobs_done: usize,
+    /// Rows in each of this shard's merged files.
+    pub rows_in_files: BTreeMap<String, usize>,
+    /// The `git_revision`s of the rows in this shard's files.
+    pub revisions: BTreeSet<String>,
+    /// The invocations that ran jobs, oldest first.
+    pub runs: Vec<RunRecord>,
+}
+
+/// The experiment part of a [`Manifest`].
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ManifestExperiment {
+    /// Config name.
+    pub config: String,
+    /// The config text as written.
+    pub config_text: String,
+    /// Command-line overrides of the config, as typed.
+    pub overrides: Vec<String>,
+    /// How the cells were chosen (after overrides).
+    pub cells: String,
+    /// Number of cells (before sharding).
+    pub cell_count: usize,
+    /// Datasets.
+    pub datasets: Vec<String>,
+    /// Seeds.
+    pub seeds: Vec<u64>,
+    /// Proxies.
+    pub proxies: Vec<String>,
+}
+
+/// One invocation that ran jobs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Revision of the `zc` binary.
+    pub git_revision: String,
+    /// Start time (Unix seconds).
+    pub started_unix: u64,
+    /// End time, if it ended (a killed run has none).
+    pub finished_unix: Option<u64>,
+    /// Jobs it ran.
+    pub jobs: usize,
+    /// `running`, `finished` or `failed`.
+    pub status: String,
+}
+
+/// The images and settings of every dataset of an experiment, and (once the output directory
+/// has been checked) a sampler per dataset and seed.
+struct Inputs {
+    images: BTreeMap<Dataset, Arc<ImageSet>>,
+    settings: BTreeMap<Dataset, Settings>,
+    samplers: HashMap<(Dataset, u64), MinibatchSampler>,
+}
+
+impl Inputs {
+    fn load(experiment: &Experiment, data_dir: &Path) -> anyhow::Result<Inputs> {
+        let mut images = BTreeMap::new();
+        let mut settings = BTreeMap::new();
+        for &(dataset, _) in &experiment.datasets {
+            let set = ImageSet::read_shipped(data_dir, dataset)
+                .with_context(|| format!("images of {}", dataset.name()))?;
+            settings.insert(
+                dataset,
+                Settings::new(
+                    experiment.backend,
+                    experiment.precision,
+                    experiment.dataload,
+                    dataset,
+                    set.sha256(),
+                ),
+            );
+            images.insert(dataset, Arc::new(set));
+        }
+        Ok(Inputs {
+            images,
+            settings,
+            samplers: HashMap::new(),
+        })
+    }
+
+    fn build_samplers(&mut self, experiment: &Experiment) -> anyhow::Result<()> {
+        for (&dataset, images) in &self.images {
+            for &seed in &experiment.seeds {
+                let sampler = MinibatchSampler::new(images.clone(), experiment.dataload, seed)?;
+                self.samplers.insert((dataset, seed), sampler);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The keys of the rows already in `output`, after checking that every row there was computed
+/// with this run's settings and carries every proxy of the experiment.
+fn rows_done(
     output: &Path,
-    shard: Shard,
-) -> anyhow::Result<SweepSummary> {
-    let start = Instant::now();
-    std::fs::create_dir_all(output)
-        .with_context(|| format!("cannot create {}", output.display()))?;
-    // Rows already present anywhere in the output directory, and a check that they carry every
-    // proxy of this config.
-    let mut done: HashSet<RowKey> = HashSet::new();
-    for (path, df) in read_dir(output)? {
+    experiment: &Experiment,
+    settings: &BTreeMap<Dataset, Settings>,
+) -> anyhow::Result<HashSet<RowKey>> {
+    let mut done = HashSet::new();
+    let any = settings.values().next().context("no dataset")?;
+    for (path, df) in store::read_dir(output)? {
         for p in &experiment.proxies {
             if df.column(p.name()).is_err() {
                 bail!(
-                    "{} has no column \"{}\": it was written by another config; use another output",
+                    "{} has no column \"{}\": it was written by a config with other proxies; \
+                     sweep into another output directory (--output DIR)",
                     path.display(),
                     p.name()
                 );
             }
         }
-        done.extend(row_keys(&df)?);
+        for (key, theirs) in store::row_identities(&df, &path)? {
+            let ours = match key.0.parse::<Dataset>().ok().and_then(|d| settings.get(&d)) {
+                Some(ours) => ours.clone(),
+                // Another dataset: its images and per-class batch size are its own.
+                None => Settings {
+                    images_sha256: theirs.images_sha256.clone(),
+                    batch_size: if theirs.per_class.is_some() {
+                        theirs.batch_size
+                    } else {
+                        any.batch_size
+                    },
+                    ..any.clone()
+                },
+            };
+            if ours != theirs {
+                bail!(
+                    "{} holds rows computed with other settings than this run ({}: {}; e.g. {}). \
+                     A sweep directory holds rows of one set of settings, so a resumed sweep never \
+                     mixes them: sweep into another directory (--output DIR, or `output:` in the \
+                     config), or move those files away",
+                    output.display(),
+                    key.0,
+                    theirs
+                        .differences(&ours)
+                        .join(", ")
+                        .replace(" vs ", " there, this run "),
+                    path.display()
+                );
+            }
+            done.insert(key);
+        }
     }
-    // Temporary files of this shard left by a killed run (other shards may be writing theirs).
+    Ok(done)
+}
+
+/// Removes this shard's temporary files left by a killed run (the shard lock is held, so no
+/// live run of this shard owns them; other shards' files are left alone).
+fn remove_stale_temporaries(output: &Path, prefixes: &[String]) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(output)?.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let stem = name.trim_start_matches('.');
+        if name.ends_with(".tmp") && prefixes.iter().any(|p| stem.starts_with(p.as_str())) {
+            std::fs::remove_file(entry.path()).with_context(|| format!("cannot remove {name}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs (or resumes) shard `shard` of `experiment` into `experiment.output`.
+pub fn run(
+    experiment: &Experiment,
+    table: &GroundTruth,
+    data_dir: &Path,
+    shard: Shard,
+) -> anyhow::Result<SweepSummary> {
+    let start = Instant::now();
+    let started_unix = unix_seconds();
+    let output = experiment.output.as_path();
+    let mut inputs = Inputs::load(experiment, data_dir)?;
+    std::fs::create_dir_all(output)
+        .with_context(|| format!("cannot create {}", output.display()))?;
+    let _lock = ShardLock::acquire(output, &shard.tag())?;
+    let done = rows_done(output, experiment, &inputs.settings)?;
+    inputs.build_samplers(experiment)?;
     let prefixes: Vec<String> = experiment
         .datasets
         .iter()
         .flat_map(|&(d, _)| {
             experiment
-                .config
                 .seeds
                 .iter()
                 .map(move |&s| file_prefix(d, s, shard))
         })
         .collect();
-    for entry in std::fs::read_dir(output)?.flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if name.ends_with(".tmp") && prefixes.iter().any(|p| name.starts_with(p.as_str())) {
-            std::fs::remove_file(entry.path()).with_context(|| format!("cannot remove {name}"))?;
-        }
-    }
+    remove_stale_temporaries(output, &prefixes)?;
     let cells = shard.select(&experiment.cells);
     let mut jobs = Vec::new();
     let mut skipped = 0;
     // Cell-major order: an interrupted sweep has covered every dataset and seed equally.
     for &index in &cells {
         for &(dataset, _) in &experiment.datasets {
-            for &seed in &experiment.config.seeds {
+            for &seed in &experiment.seeds {
                 if done.contains(&(dataset.name().to_string(), seed, index as u32)) {
                     skipped += 1;
                 } else {
@@ -287,61 +410,162 @@ pub fn run(
             }
         }
     }
-    let samplers: HashMap<(Dataset, u64), MinibatchSampler> = experiment
-        .datasets
-        .iter()
-        .map(|&(dataset, _)| {
-            let images = Arc::new(
-                ImageSet::read_shipped(data_dir, dataset)
-                    .with_context(|| format!("images of {}", dataset.name()))?,
-            );
-            experiment
-                .config
-                .seeds
-                .iter()
-                .map(|&seed| {
-                    Ok((
-                        (dataset, seed),
-                        MinibatchSampler::new(images.clone(), experiment.dataload, seed)?,
-                    ))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?
-        .into_iter()
-        .flatten()
-        .collect();
-    let info = RunInfo {
+    let total = jobs.len();
+    let manifest_path = output.join(format!("manifest_{}.json", shard.tag()));
+    let mut runs = earlier_runs(&manifest_path);
+    let this_run = RunRecord {
+        git_revision: provenance::GIT_REVISION.into(),
+        started_unix,
+        finished_unix: None,
+        jobs: total,
+        status: "running".into(),
+    };
+    let manifest = |status: &str, runs: Vec<RunRecord>, jobs_done: usize| {
+        manifest(
+            experiment,
+            &inputs.settings,
+            shard,
+            cells.len(),
+            jobs_done,
+            status,
+            runs,
+        )
+    };
+    if total > 0 {
+        let mut running = runs.clone();
+        running.push(this_run.clone());
+        write_manifest(&manifest_path, &manifest("running", running, skipped)?)?;
+    }
+    let schema = RowSchema {
         experiment,
         table,
-        revision: provenance::git_revision(),
+        settings: &inputs.settings,
     };
-    let manifest = serde_json::json!({
-        "config": experiment.config.name,
-        "config_text": experiment.text,
-        "shard": format!("{}/{}", shard.index, shard.count),
-        "git_revision": info.revision,
-        "version": provenance::VERSION,
-        "backend": experiment.backend.name(),
-        "precision": experiment.precision.name(),
-        "started_unix": unix_seconds(),
-        "cells_in_shard": cells.len() * experiment.datasets.len() * experiment.config.seeds.len(),
-        "already_done": skipped,
-    });
-    write_text_atomic(
-        &output.join(format!("manifest_{}.json", shard.tag())),
-        &serde_json::to_string_pretty(&manifest)?,
+    let outcome = score_jobs(experiment, table, &inputs, &schema, shard, jobs, start);
+    let finished = |status: &str| RunRecord {
+        finished_unix: Some(unix_seconds()),
+        status: status.into(),
+        ..this_run.clone()
+    };
+    let nan_counts = match outcome {
+        Ok(nan_counts) => nan_counts,
+        Err(e) => {
+            runs.push(finished("failed"));
+            let _ = write_manifest(&manifest_path, &manifest("failed", runs, skipped)?);
+            return Err(e);
+        }
+    };
+    let mut files = Vec::new();
+    for prefix in &prefixes {
+        if let Some(file) = merge_parts(output, prefix)? {
+            files.push(file);
+        }
+    }
+    if total > 0 {
+        runs.push(finished("finished"));
+    }
+    write_manifest(
+        &manifest_path,
+        &manifest("finished", runs, skipped + total)?,
     )?;
+    Ok(SweepSummary {
+        scored: total,
+        skipped,
+        seconds: start.elapsed().as_secs_f64(),
+        nan_counts,
+        files,
+    })
+}
 
+/// The runs recorded by an earlier manifest of this shard (none if there is none, or it is of
+/// an older format).
+fn earlier_runs(path: &Path) -> Vec<RunRecord> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|v| serde_json::from_value(v.get("runs")?.clone()).ok())
+        .unwrap_or_default()
+}
+
+fn manifest(
+    experiment: &Experiment,
+    settings: &BTreeMap<Dataset, Settings>,
+    shard: Shard,
+    cells_in_shard: usize,
+    jobs_done: usize,
+    status: &str,
+    runs: Vec<RunRecord>,
+) -> anyhow::Result<Manifest> {
+    let mut rows_in_files = BTreeMap::new();
+    let mut revisions = BTreeSet::new();
+    for (path, df) in store::read_dir(&experiment.output)? {
+        let name = path
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into());
+        if name.ends_with(&format!("_{}.parquet", shard.tag())) {
+            rows_in_files.insert(name, df.height());
+            let column = df.column(column::GIT_REVISION)?.str()?.clone();
+            revisions.extend(column.iter().flatten().map(str::to_string));
+        }
+    }
+    Ok(Manifest {
+        shard: format!("{}/{}", shard.index, shard.count),
+        status: status.into(),
+        settings: settings
+            .iter()
+            .map(|(d, s)| (d.name().to_string(), s.clone()))
+            .collect(),
+        experiment: ManifestExperiment {
+            config: experiment.name.clone(),
+            config_text: experiment.text.clone(),
+            overrides: experiment.overrides.clone(),
+            cells: experiment.cell_selection.clone(),
+            cell_count: experiment.cells.len(),
+            datasets: experiment
+                .datasets
+                .iter()
+                .map(|(d, _)| d.name().to_string())
+                .collect(),
+            seeds: experiment.seeds.clone(),
+            proxies: experiment
+                .proxies
+                .iter()
+                .map(|p| p.name().to_string())
+                .collect(),
+        },
+        jobs_in_shard: cells_in_shard * experiment.datasets.len() * experiment.seeds.len(),
+        jobs_done,
+        rows_in_files,
+        revisions,
+        runs,
+    })
+}
+
+fn write_manifest(path: &Path, manifest: &Manifest) -> anyhow::Result<()> {
+    store::write_text_atomic(path, &(serde_json::to_string_pretty(manifest)? + "\n"))
+}
+
+/// Runs `jobs` on the experiment's workers, writing part files of `chunk` rows as they finish;
+/// returns the NaN count per proxy. Finished rows are written even when a job fails.
+fn score_jobs(
+    experiment: &Experiment,
+    table: &GroundTruth,
+    inputs: &Inputs,
+    schema: &RowSchema,
+    shard: Shard,
+    jobs: Vec<(Dataset, u64, usize)>,
+    start: Instant,
+) -> anyhow::Result<Vec<(String, usize)>> {
+    let output = experiment.output.as_path();
     let total = jobs.len();
     let progress = ProgressBar::new(total as u64);
     progress.set_style(
         ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:40}] {pos}/{len} cells  {per_sec}  ETA {eta}  {msg}",
+            "{elapsed_precise} [{bar:40}] {pos}/{len} jobs  {per_sec}  ETA {eta}  {msg}",
         )?
         .progress_chars("=> "),
     );
-    let workers = match experiment.config.workers {
+    let workers = match experiment.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     }
@@ -370,7 +594,7 @@ pub fn run(
         if rows.is_empty() {
             return Ok(());
         }
-        let mut df = info.frame(rows)?;
+        let mut df = schema.frame(rows)?;
         *part += 1;
         // Unique per run (process and start time), so a rerun never overwrites an earlier part.
         let name = format!(
@@ -378,13 +602,13 @@ pub fn run(
             file_prefix(dataset, seed, shard),
             part
         );
-        write_atomic(&mut df, &output.join(name))?;
+        store::write_atomic(&mut df, &output.join(name))?;
         rows.clear();
         Ok(())
     };
     std::thread::scope(|scope| -> anyhow::Result<()> {
         for _ in 0..workers {
-            let (queue, tx, samplers) = (queue.clone(), tx.clone(), &samplers);
+            let (queue, tx, samplers) = (queue.clone(), tx.clone(), &inputs.samplers);
             scope.spawn(move || {
                 let pool = match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
                     Ok(pool) => pool,
@@ -435,18 +659,18 @@ pub fn run(
             let key = (row.dataset, row.seed);
             let buffer = buffers.entry(key).or_default();
             buffer.push(row);
-            if buffer.len() >= experiment.config.chunk {
+            if buffer.len() >= experiment.chunk {
                 write_part(buffer, key.0, key.1, &mut part)?;
             }
             progress.inc(1);
             if progress.is_hidden() {
-                // No terminal (a log file, CI): a plain line every chunk of cells instead.
+                // No terminal (a log file, CI): a plain line every chunk of jobs instead.
                 let done = progress.position() as usize;
-                if done.is_multiple_of(experiment.config.chunk) || done == total {
+                if done.is_multiple_of(experiment.chunk) || done == total {
                     let elapsed = start.elapsed().as_secs_f64();
                     let eta = elapsed / done as f64 * (total - done) as f64;
                     eprintln!(
-                        "{done}/{total} cells, {:.2} cells/s, ETA {:.0} s",
+                        "{done}/{total} jobs, {:.2} jobs/s, ETA {:.0} s",
                         done as f64 / elapsed,
                         eta
                     );
@@ -462,31 +686,17 @@ pub fn run(
         Ok(())
     })
     .inspect_err(|_| {
-        // Keep what finished even when a cell failed.
+        // Keep what finished even when a job failed.
         for ((dataset, seed), rows) in buffers.iter_mut() {
             let _ = write_part(rows, *dataset, *seed, &mut part);
         }
     })?;
     progress.finish_and_clear();
-    let mut files = Vec::new();
-    for &(dataset, _) in &experiment.datasets {
-        for &seed in &experiment.config.seeds {
-            if let Some(file) = merge_parts(output, &file_prefix(dataset, seed, shard))? {
-                files.push(file);
-            }
-        }
-    }
-    Ok(SweepSummary {
-        scored: total,
-        skipped,
-        seconds: start.elapsed().as_secs_f64(),
-        nan_counts,
-        files,
-    })
+    Ok(nan_counts)
 }
 
 /// Merges `{prefix}.parquet` and every `{prefix}.part-*.parquet` into `{prefix}.parquet`
-/// (duplicate rows dropped), then removes the parts.
+/// (duplicate rows dropped), then removes the parts. Called with the shard's lock held.
 fn merge_parts(output: &Path, prefix: &str) -> anyhow::Result<Option<PathBuf>> {
     let merged_path = output.join(format!("{prefix}.parquet"));
     let part_prefix = format!("{prefix}.part-");
@@ -499,7 +709,7 @@ fn merge_parts(output: &Path, prefix: &str) -> anyhow::Result<Option<PathBuf>> {
         })
         .collect();
     if sources.is_empty() {
-        return Ok(merged_path.exists().then_some(merged_path));
+        return Ok(None);
     }
     sources.sort();
     let parts = sources.clone();
@@ -509,8 +719,11 @@ fn merge_parts(output: &Path, prefix: &str) -> anyhow::Result<Option<PathBuf>> {
     let mut merged: Option<DataFrame> = None;
     let mut seen: HashSet<RowKey> = HashSet::new();
     for path in &sources {
-        let df = read_parquet(path)?;
-        let keep: Vec<bool> = row_keys(&df)?.into_iter().map(|k| seen.insert(k)).collect();
+        let df = store::read_parquet(path)?;
+        let keep: Vec<bool> = store::row_identities(&df, path)?
+            .into_iter()
+            .map(|(k, _)| seen.insert(k))
+            .collect();
         let df = df.filter(&BooleanChunked::from_slice("keep".into(), &keep))?;
         match merged.as_mut() {
             Some(m) => {
@@ -521,7 +734,7 @@ fn merge_parts(output: &Path, prefix: &str) -> anyhow::Result<Option<PathBuf>> {
     }
     if let Some(mut df) = merged {
         df.rechunk_mut();
-        write_atomic(&mut df, &merged_path)?;
+        store::write_atomic(&mut df, &merged_path)?;
         for part in parts {
             std::fs::remove_file(&part)
                 .with_context(|| format!("cannot remove {}", part.display()))?;

@@ -1,18 +1,18 @@
 //! `zc table`: rank correlations of swept proxies with the ground truth, beside the paper's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use polars::prelude::{Column, DataFrame, DataType};
+use polars::prelude::{Column, DataFrame};
 use serde::Serialize;
 use zc_benchmark::{GroundTruth, Metric};
 use zc_data::Dataset;
 use zc_proxies::proxy::REGISTRY;
 
 use crate::stats;
-use crate::sweep::{read_dir, read_parquet, row_keys, write_atomic, write_text_atomic};
+use crate::store::{self, Settings, column};
 
 /// Name of the vote row (the paper's pairwise majority of synflow, jacob_cov and snip).
 pub const VOTE: &str = "vote";
@@ -34,8 +34,10 @@ pub struct TableRow {
     pub target: String,
     /// Cells with a finite score.
     pub n: usize,
-    /// Cells whose score is NaN (dropped).
+    /// Cells whose score is NaN (dropped; for `vote`, cells with a NaN voter, kept).
     pub nan_count: usize,
+    /// Cells of the section whose rows lack this proxy (not counted in `n`).
+    pub missing: usize,
     /// Spearman rho (signed); for `vote`, the pairwise agreement.
     pub spearman: f64,
     /// Bootstrap 95% interval of rho.
@@ -50,20 +52,58 @@ pub struct TableRow {
     pub paper: Option<f64>,
 }
 
-/// Swept scores of one dataset and seed: cell indices and a column per proxy.
-struct Scores {
-    indices: Vec<usize>,
-    proxies: BTreeMap<String, Vec<f64>>,
+/// Swept scores of one dataset and seed, all computed with one [`Settings`].
+#[derive(Debug)]
+pub struct SweptColumns {
+    /// The settings of every row.
+    pub settings: Settings,
+    /// Official indices of the cells, in reading order.
+    pub indices: Vec<usize>,
+    /// Per proxy, its score for each cell of `indices` (`None`: the cell's row lacks the proxy).
+    pub proxies: BTreeMap<String, Vec<Option<f64>>>,
+    /// The `git_revision`s of the rows.
+    pub revisions: BTreeSet<String>,
 }
 
-/// Collects the `.parquet` files named by `inputs` (files, or directories of them).
-fn load(inputs: &[PathBuf]) -> anyhow::Result<BTreeMap<(String, u64), Scores>> {
+impl SweptColumns {
+    /// The proxy's (official index, score) pairs over the cells that have it.
+    pub fn pairs(&self, proxy: &str) -> Option<Vec<(usize, f64)>> {
+        let column = self.proxies.get(proxy)?;
+        Some(
+            self.indices
+                .iter()
+                .zip(column)
+                .filter_map(|(&i, v)| Some((i, (*v)?)))
+                .collect(),
+        )
+    }
+}
+
+/// Sweep rows read from files, grouped by (dataset, seed).
+#[derive(Debug)]
+pub struct Swept {
+    /// The groups.
+    pub groups: BTreeMap<(String, u64), SweptColumns>,
+    /// What was combined and how, for the reader of a table (duplicates, partial proxies).
+    pub notes: Vec<String>,
+}
+
+/// Reads the sweep files named by `inputs` (files, or directories of them) into one table per
+/// (dataset, seed).
+///
+/// - Rows of one dataset computed with different [`Settings`] are an error naming the setting
+///   and the files: a table never mixes settings.
+/// - A row present in several files is counted once if the copies agree on every proxy (NaN
+///   equals NaN); copies that disagree are an error naming the cell, the proxy and both files.
+/// - A proxy that only some rows have is kept for those rows; a note says how many cells lack
+///   it (its statistics cover only the cells that have it).
+pub fn load(inputs: &[PathBuf]) -> anyhow::Result<Swept> {
     let mut frames = Vec::new();
     for input in inputs {
         if input.is_dir() {
-            frames.extend(read_dir(input)?);
+            frames.extend(store::read_dir(input)?);
         } else {
-            frames.push((input.clone(), read_parquet(input)?));
+            frames.push((input.clone(), store::read_parquet(input)?));
         }
     }
     if frames.is_empty() {
@@ -76,53 +116,104 @@ fn load(inputs: &[PathBuf]) -> anyhow::Result<BTreeMap<(String, u64), Scores>> {
                 .join(", ")
         );
     }
-    let known: Vec<&str> = REGISTRY.iter().map(|p| p.name()).collect();
-    let mut out: BTreeMap<(String, u64), Scores> = BTreeMap::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut groups: BTreeMap<(String, u64), SweptColumns> = BTreeMap::new();
+    // Where each row was first read, and its position in its group.
+    let mut first: HashMap<store::RowKey, (PathBuf, usize)> = HashMap::new();
+    let mut settings_source: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut duplicates = 0usize;
     for (path, df) in frames {
-        let keys =
-            row_keys(&df).with_context(|| format!("{} is not a sweep file", path.display()))?;
-        let proxies: Vec<&str> = df
-            .get_column_names()
-            .into_iter()
-            .map(|c| c.as_str())
-            .filter(|c| known.contains(c))
-            .collect();
+        let identities = store::row_identities(&df, &path)?;
+        let proxies = store::proxy_columns(&df);
         let columns = proxies
             .iter()
-            .map(|&p| {
-                let col = df.column(p)?.cast(&DataType::Float64)?;
-                Ok(col
-                    .f64()?
-                    .iter()
-                    .map(|v| v.unwrap_or(f64::NAN))
-                    .collect::<Vec<f64>>())
-            })
+            .map(|p| store::f64_column(&df, p))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        for (row, (dataset, seed, index)) in keys.into_iter().enumerate() {
-            if !seen.insert((dataset.clone(), seed, index)) {
-                continue;
+        let revisions = df.column(column::GIT_REVISION)?.str()?.clone();
+        for (row, (key, settings)) in identities.into_iter().enumerate() {
+            let (dataset, seed, index) = key.clone();
+            let group = groups
+                .entry((dataset.clone(), seed))
+                .or_insert_with(|| SweptColumns {
+                    settings: settings.clone(),
+                    indices: Vec::new(),
+                    proxies: BTreeMap::new(),
+                    revisions: BTreeSet::new(),
+                });
+            let source = settings_source
+                .entry(dataset.clone())
+                .or_insert_with(|| path.clone());
+            if group.settings != settings {
+                bail!(
+                    "{dataset} rows with different settings: {} in {}, {} in {}; a table never \
+                     mixes settings: give inputs computed with one set of settings",
+                    group.settings,
+                    source.display(),
+                    settings,
+                    path.display()
+                );
             }
-            let entry = out.entry((dataset, seed)).or_insert_with(|| Scores {
-                indices: Vec::new(),
-                proxies: BTreeMap::new(),
-            });
-            let position = entry.indices.len();
-            entry.indices.push(index as usize);
+            if let Some(revision) = revisions.get(row) {
+                group.revisions.insert(revision.to_string());
+            }
+            let position = match first.get(&key) {
+                Some((earlier, position)) => {
+                    duplicates += 1;
+                    for (name, values) in proxies.iter().zip(&columns) {
+                        let new = values[row];
+                        if let Some(Some(old)) = group.proxies.get(name).map(|c| c[*position]) {
+                            let agree = old == new || (old.is_nan() && new.is_nan());
+                            if !agree {
+                                bail!(
+                                    "conflicting rows for {dataset} seed {seed} cell {index}: \
+                                     {name} is {old} in {} but {new} in {}; remove one of them",
+                                    earlier.display(),
+                                    path.display()
+                                );
+                            }
+                        }
+                    }
+                    *position
+                }
+                None => {
+                    first.insert(key, (path.clone(), group.indices.len()));
+                    group.indices.push(index as usize);
+                    for column in group.proxies.values_mut() {
+                        column.push(None);
+                    }
+                    group.indices.len() - 1
+                }
+            };
             for (name, values) in proxies.iter().zip(&columns) {
-                let column = entry.proxies.entry(name.to_string()).or_default();
-                column.resize(position, f64::NAN);
-                column.push(values[row]);
+                let n = group.indices.len();
+                let column = group
+                    .proxies
+                    .entry(name.clone())
+                    .or_insert_with(|| vec![None; n]);
+                column[position] = Some(values[row]);
             }
         }
     }
-    for scores in out.values_mut() {
-        let n = scores.indices.len();
-        for column in scores.proxies.values_mut() {
-            column.resize(n, f64::NAN);
+    let mut notes = Vec::new();
+    if duplicates > 0 {
+        notes.push(format!(
+            "{duplicates} rows were read more than once (overlapping files); the copies agree and \
+             each cell counts once"
+        ));
+    }
+    for ((dataset, seed), group) in &groups {
+        for (name, column) in &group.proxies {
+            let missing = column.iter().filter(|v| v.is_none()).count();
+            if missing > 0 {
+                notes.push(format!(
+                    "{dataset} seed {seed}: {name} is missing for {missing} of {} cells (some \
+                     files lack it); its statistics cover the {} cells that have it",
+                    column.len(),
+                    column.len() - missing
+                ));
+            }
         }
     }
-    Ok(out)
+    Ok(Swept { groups, notes })
 }
 
 /// The paper's Table 1 (`data/reference/paper_table1_spearman.csv`): (dataset, proxy) -> value.
@@ -163,21 +254,36 @@ pub struct TableOptions {
     pub bootstrap: usize,
 }
 
+/// A computed table: its rows, the settings and revisions of each (dataset, seed) section, and
+/// notes on how the inputs were combined.
+#[derive(Debug, Serialize)]
+pub struct Table {
+    /// The lines of the table.
+    pub rows: Vec<TableRow>,
+    /// Per `dataset/seed`: the settings of its sweep rows and their git revisions.
+    pub sections: BTreeMap<String, (Settings, BTreeSet<String>)>,
+    /// How inputs were combined (duplicates, proxies some rows lack, the vote's n).
+    pub notes: Vec<String>,
+}
+
 /// Computes the table from sweep files.
 pub fn compute(
     inputs: &[PathBuf],
     table: &GroundTruth,
     data_dir: &Path,
     options: &TableOptions,
-) -> anyhow::Result<Vec<TableRow>> {
+) -> anyhow::Result<Table> {
     let paper = paper_values(data_dir)?;
+    let swept = load(inputs)?;
+    let mut notes = swept.notes;
     let mut rows = Vec::new();
-    for ((dataset_name, seed), scores) in load(inputs)? {
+    let mut sections = BTreeMap::new();
+    for ((dataset_name, seed), scores) in swept.groups {
         let dataset: Dataset = dataset_name.parse()?;
         let metric = Metric::parse(&options.target, dataset)?;
         let all_truth = table.accuracies(dataset, metric)?;
-        let truth: Vec<f64> = scores.indices.iter().map(|&i| all_truth[i]).collect();
-        let row = |proxy: &str, x: &[f64]| {
+        let row = |proxy: &str, cells: &[usize], x: &[f64], missing: usize| {
+            let truth: Vec<f64> = cells.iter().map(|&i| all_truth[i]).collect();
             let (_, _, nan_count) = stats::finite_pairs(x, &truth);
             let (ci_low, ci_high) = stats::bootstrap_spearman_ci(x, &truth, options.bootstrap, 0);
             TableRow {
@@ -187,6 +293,7 @@ pub fn compute(
                 target: metric.name().to_string(),
                 n: x.len() - nan_count,
                 nan_count,
+                missing,
                 spearman: stats::spearman(x, &truth),
                 ci_low,
                 ci_high,
@@ -199,32 +306,70 @@ pub fn compute(
         };
         // Registry order, then the vote and the free 12-epoch baseline.
         for proxy in REGISTRY {
-            if let Some(x) = scores.proxies.get(proxy.name()) {
-                rows.push(row(proxy.name(), x));
+            if let Some(pairs) = scores.pairs(proxy.name()) {
+                let (cells, x): (Vec<usize>, Vec<f64>) = pairs.into_iter().unzip();
+                rows.push(row(
+                    proxy.name(),
+                    &cells,
+                    &x,
+                    scores.indices.len() - cells.len(),
+                ));
             }
         }
-        let voters = ["synflow", "jacob_cov", "snip"].map(|p| scores.proxies.get(p));
-        if let [Some(a), Some(b), Some(c)] = voters {
-            let mut vote = row(VOTE_MEAN_RANK, &stats::mean_rank(&[a, b, c]));
+        // The vote over every cell: a cell whose voter is NaN (or missing) votes "not better".
+        let voter = |p: &str| -> Option<Vec<f64>> {
+            Some(
+                scores
+                    .proxies
+                    .get(p)?
+                    .iter()
+                    .map(|v| v.unwrap_or(f64::NAN))
+                    .collect(),
+            )
+        };
+        if let [Some(a), Some(b), Some(c)] = ["synflow", "jacob_cov", "snip"].map(voter) {
+            let mut vote = row(
+                VOTE_MEAN_RANK,
+                &scores.indices,
+                &stats::mean_rank(&[&a, &b, &c]),
+                0,
+            );
             rows.push(vote.clone());
+            let truth: Vec<f64> = scores.indices.iter().map(|&i| all_truth[i]).collect();
             vote.proxy = VOTE.into();
-            // Every pair counts: a NaN score votes "not better" (nan_count says how many cells).
             vote.n = truth.len();
-            vote.spearman = stats::vote_accuracy([a, b, c], &truth);
+            vote.spearman = stats::vote_accuracy([&a, &b, &c], &truth);
             (vote.ci_low, vote.ci_high, vote.top10_spearman, vote.kendall) =
                 (f64::NAN, f64::NAN, f64::NAN, f64::NAN);
             vote.paper = paper
                 .get(&(dataset_name.clone(), VOTE.to_string()))
                 .copied();
+            if vote.nan_count > 0 {
+                notes.push(format!(
+                    "{dataset_name} seed {seed}: vote counts all {} cells; {} of them have a NaN \
+                     voter, which votes \"not better\" in every pair (its NaN column)",
+                    vote.n, vote.nan_count
+                ));
+            }
             rows.push(vote);
         }
         let early = table.accuracies(dataset, Metric::Valid12Epochs)?;
         rows.push(row(
             TRAIN_12EP,
+            &scores.indices,
             &scores.indices.iter().map(|&i| early[i]).collect::<Vec<_>>(),
+            0,
         ));
+        sections.insert(
+            format!("{dataset_name}/{seed}"),
+            (scores.settings, scores.revisions),
+        );
     }
-    Ok(rows)
+    Ok(Table {
+        rows,
+        sections,
+        notes,
+    })
 }
 
 fn fmt(v: f64) -> String {
@@ -235,8 +380,9 @@ fn fmt(v: f64) -> String {
     }
 }
 
-/// The table as Markdown, one section per dataset and seed.
-pub fn markdown(rows: &[TableRow], provenance: &str) -> String {
+/// The table as Markdown, one section per dataset and seed, then the notes.
+pub fn markdown(table: &Table, provenance: &str) -> String {
+    let rows = &table.rows;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -261,8 +407,16 @@ pub fn markdown(rows: &[TableRow], provenance: &str) -> String {
         let _ = writeln!(
             out,
             "## {dataset} (seed {seed}, target `{target}`, {} cells)\n",
-            rows[0].n + rows[0].nan_count
+            rows[0].n + rows[0].nan_count + rows[0].missing
         );
+        if let Some((settings, revisions)) = table.sections.get(&format!("{dataset}/{seed}")) {
+            let revisions: Vec<&str> = revisions.iter().map(String::as_str).collect();
+            let _ = writeln!(
+                out,
+                "Sweep rows: {settings}; zc git {}.\n",
+                revisions.join(", ")
+            );
+        }
         let _ = writeln!(
             out,
             "| proxy | n | NaN | Spearman ρ | 95% CI | top-10% ρ | Kendall τ | paper | Δ |"
@@ -288,6 +442,13 @@ pub fn markdown(rows: &[TableRow], provenance: &str) -> String {
                 fmt(r.top10_spearman),
                 fmt(r.kendall)
             );
+        }
+        let _ = writeln!(out);
+    }
+    if !table.notes.is_empty() {
+        let _ = writeln!(out, "Notes:\n");
+        for note in &table.notes {
+            let _ = writeln!(out, "- {note}");
         }
         let _ = writeln!(out);
     }
@@ -325,6 +486,10 @@ pub fn write_parquet(rows: &[TableRow], path: &Path) -> anyhow::Result<()> {
                 "nan_count".into(),
                 rows.iter().map(|r| r.nan_count as u64).collect::<Vec<_>>(),
             ),
+            Column::new(
+                "missing".into(),
+                rows.iter().map(|r| r.missing as u64).collect::<Vec<_>>(),
+            ),
             Column::new("spearman".into(), f(|r| r.spearman)),
             Column::new("ci_low".into(), f(|r| r.ci_low)),
             Column::new("ci_high".into(), f(|r| r.ci_high)),
@@ -336,52 +501,93 @@ pub fn write_parquet(rows: &[TableRow], path: &Path) -> anyhow::Result<()> {
             ),
         ],
     )?;
-    write_atomic(&mut df, path)
+    store::write_atomic(&mut df, path)
 }
 
-/// Writes `{out}.md` and `{out}.parquet`.
-pub fn write(
-    rows: &[TableRow],
-    out: &Path,
-    provenance: &str,
-) -> anyhow::Result<(PathBuf, PathBuf)> {
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+/// Writes `{out}.md` and `{out}.parquet` (`out` is a file stem: `results/table1` writes
+/// `results/table1.md` beside the sweep directory `results/table1/`; `results/t.v2` writes
+/// `results/t.v2.md`). Refuses a directory (`results/`) and a stem inside a sweep directory:
+/// tables and sweep rows are kept apart.
+pub fn write(table: &Table, out: &Path, provenance: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+    if out
+        .as_os_str()
+        .to_string_lossy()
+        .ends_with(std::path::MAIN_SEPARATOR)
+    {
+        bail!(
+            "--out {} is a directory; give a file stem such as results/table1 (writes \
+             results/table1.md and results/table1.parquet)",
+            out.display()
+        );
+    }
+    let dir = out.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        if is_sweep_dir(dir)? {
+            bail!(
+                "--out {}: {} is a sweep directory; write tables beside it, not into it (e.g. \
+                 --out {})",
+                out.display(),
+                dir.display(),
+                dir.display()
+            );
+        }
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let md = out.with_extension("md");
-    let pq = out.with_extension("parquet");
-    write_text_atomic(&md, &markdown(rows, provenance))?;
-    write_parquet(rows, &pq)?;
+    let with_suffix = |suffix: &str| {
+        let mut name = out.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let (md, pq) = (with_suffix(".md"), with_suffix(".parquet"));
+    store::write_text_atomic(&md, &markdown(table, provenance))?;
+    write_parquet(&table.rows, &pq)?;
     Ok((md, pq))
 }
 
+/// Whether `dir` holds sweep files or shard manifests.
+fn is_sweep_dir(dir: &Path) -> anyhow::Result<bool> {
+    if !dir.is_dir() {
+        return Ok(false);
+    }
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let name = entry?.file_name().to_string_lossy().to_string();
+        if store::is_sweep_file_name(&name) || name.starts_with("manifest_shard") {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// One proxy's swept scores for `dataset` and `seed` from sweep files (or directories of
-/// them): (official cell index, score) pairs.
+/// them): (official cell index, score) pairs over the cells that have it, and the settings
+/// they were computed with.
 pub fn proxy_column(
     inputs: &[PathBuf],
     dataset: &str,
     seed: u64,
     proxy: &str,
-) -> anyhow::Result<Vec<(usize, f64)>> {
-    let all = load(inputs)?;
-    let scores = all.get(&(dataset.to_string(), seed)).with_context(|| {
-        let found: Vec<String> = all.keys().map(|(d, s)| format!("{d} seed {s}")).collect();
-        format!(
-            "no {dataset} seed {seed} rows in the sweep files (found: {})",
-            found.join(", ")
-        )
-    })?;
-    let column = scores.proxies.get(proxy).with_context(|| {
+) -> anyhow::Result<(Vec<(usize, f64)>, Settings)> {
+    let swept = load(inputs)?;
+    let scores = swept
+        .groups
+        .get(&(dataset.to_string(), seed))
+        .with_context(|| {
+            let found: Vec<String> = swept
+                .groups
+                .keys()
+                .map(|(d, s)| format!("{d} seed {s}"))
+                .collect();
+            format!(
+                "no {dataset} seed {seed} rows in the sweep files (found: {})",
+                found.join(", ")
+            )
+        })?;
+    let pairs = scores.pairs(proxy).with_context(|| {
         let found: Vec<&str> = scores.proxies.keys().map(String::as_str).collect();
         format!(
             "the sweep files have no {proxy} column for {dataset} (found: {})",
             found.join(", ")
         )
     })?;
-    Ok(scores
-        .indices
-        .iter()
-        .copied()
-        .zip(column.iter().copied())
-        .collect())
+    Ok((pairs, scores.settings.clone()))
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use zc_benchmark::GroundTruth;
 use zc_cli::search::{self, SearchExperiment};
-use zc_cli::{figure, sweep};
+use zc_cli::{figure, store};
 use zc_search::Variant;
 
 fn data_dir() -> PathBuf {
@@ -93,7 +93,7 @@ fn a_small_search_writes_consistent_steps_curves_table_and_figure() {
         );
     }
     assert_eq!(curves.len(), 4);
-    let steps = sweep::read_parquet(&outputs.steps).unwrap();
+    let steps = store::read_parquet(&outputs.steps).unwrap();
     assert_eq!(
         steps.height(),
         4 * 3 * 30,
@@ -119,5 +119,17 @@ fn a_small_search_writes_consistent_steps_curves_table_and_figure() {
     assert!(warm.mean.iter().all(|m| m.is_finite()));
     let md = std::fs::read_to_string(&outputs.table).unwrap();
     assert!(md.contains("| AE | move | 3 |"), "{md}");
+    // The cells scored on demand are kept as sweep rows with the sweep's settings, and the next
+    // run reads them instead of scoring them again.
+    let kept = search::on_demand_dir(&experiment);
+    let rows = store::read_dir(&kept).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].1.height(), 15625 - 400);
+    let (again, settings) = search::proxy_scores(&experiment, &table, &data_dir()).unwrap();
+    assert_eq!((again.known_count(), again.computed_count()), (15625, 0));
+    assert_eq!(
+        (settings.precision.as_str(), settings.batch_size),
+        ("f32", 64)
+    );
     assert!(curves.iter().any(|c| c.variant == Variant::BASELINE));
 }

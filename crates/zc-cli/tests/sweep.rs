@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use zc_benchmark::{GroundTruth, Metric};
 use zc_cli::config::Experiment;
-use zc_cli::sweep::{self, Shard, read_dir};
+use zc_cli::store::read_dir;
+use zc_cli::sweep::{self, Shard};
 use zc_cli::{stats, table};
 use zc_data::Dataset;
 
@@ -82,8 +83,16 @@ fn config_errors_name_the_key() {
     );
     assert!(err(base.replace("name: test", "name: test\nprecision: f16")).contains("precision"));
     assert!(err(format!("{base}dataload: {{per_class: 0}}\n")).contains("per_class"));
-    let ok = experiment(&base.replace("{sample: 5, seed: 3}", "{list: [9930, \"|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|\"]}"), &table).unwrap();
-    assert_eq!(ok.cells, vec![9930, 9930]);
+    let arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|";
+    let ok = experiment(
+        &base.replace(
+            "{sample: 5, seed: 3}",
+            &format!("{{list: [135, \"{arch}\"]}}"),
+        ),
+        &table,
+    )
+    .unwrap();
+    assert_eq!(ok.cells, vec![135, 9930]);
     assert!(
         "0/2".parse::<Shard>().is_err()
             && "3/2".parse::<Shard>().is_err()
@@ -134,7 +143,7 @@ fn a_killed_sweep_resumes_without_losing_or_redoing_rows() {
     );
     let stdout = String::from_utf8_lossy(&rerun.stdout);
     assert!(
-        stdout.contains(&format!("scored {} cells", 150 - partial.len())),
+        stdout.contains(&format!("ran {} jobs", 150 - partial.len())),
         "{stdout}"
     );
     assert!(
@@ -173,13 +182,14 @@ fn shards_together_are_the_whole_sweep_and_the_table_agrees() {
     let table = GroundTruth::load_shipped(&data_dir()).unwrap();
     let dir = temp_dir("shards");
     let (sharded, whole) = (dir.join("sharded"), dir.join("whole"));
-    let e = experiment(&fast_config(20, &whole), &table).unwrap();
+    let mut e = experiment(&fast_config(20, &whole), &table).unwrap();
+    sweep::run(&e, &table, &data_dir(), Shard::WHOLE).unwrap();
+    e.set_output(sharded.clone());
     for k in 1..=3 {
         let shard = Shard { index: k, count: 3 };
-        let summary = sweep::run(&e, &table, &data_dir(), &sharded, shard).unwrap();
+        let summary = sweep::run(&e, &table, &data_dir(), shard).unwrap();
         assert_eq!(summary.scored, shard.select(&e.cells).len());
     }
-    sweep::run(&e, &table, &data_dir(), &whole, Shard::WHOLE).unwrap();
     let (a, b) = (synflow_rows(&sharded), synflow_rows(&whole));
     assert_eq!(a.len(), 20);
     assert_eq!(a, b);
@@ -188,13 +198,15 @@ fn shards_together_are_the_whole_sweep_and_the_table_agrees() {
         target: "paper".into(),
         bootstrap: 200,
     };
-    let rows = table::compute(
+    let computed = table::compute(
         std::slice::from_ref(&sharded),
         &table,
         &data_dir(),
         &options,
     )
     .unwrap();
+    assert!(computed.notes.is_empty(), "{:?}", computed.notes);
+    let rows = &computed.rows;
     let params = rows.iter().find(|r| r.proxy == "params").unwrap();
     let truth = table
         .accuracies(Dataset::ImageNet16_120, Metric::Test)
@@ -216,7 +228,7 @@ fn shards_together_are_the_whole_sweep_and_the_table_agrees() {
         rows.iter().all(|r| r.proxy != table::VOTE),
         "no vote without jacob_cov and snip"
     );
-    let md = table::markdown(&rows, "test");
+    let md = table::markdown(&computed, "test");
     assert!(
         md.contains("| params | 20 | 0 |")
             && md.contains("## ImageNet16-120 (seed 0, target `test`, 20 cells)"),

@@ -77,6 +77,13 @@ impl ProxyScores {
         self.computed_count.load(Ordering::Relaxed)
     }
 
+    /// The cells scored on demand so far and their raw scores, in cell-code order.
+    pub fn computed(&self) -> Vec<(Cell, f64)> {
+        let mut cells: Vec<(Cell, f64)> = self.lock().iter().map(|(&c, &s)| (c, s)).collect();
+        cells.sort_by_key(|(c, _)| c.code());
+        cells
+    }
+
     /// The score of `cell`, NaN mapped to negative infinity so that it ranks last.
     pub fn score(&self, cell: Cell) -> Result<f64, SearchError> {
         let raw = match self.table[usize::from(cell.code())] {

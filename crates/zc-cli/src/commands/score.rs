@@ -48,6 +48,7 @@ fn parse_dataset(s: &str) -> Result<Dataset, String> {
 /// Runs `zc score`.
 pub fn run(data_dir: &Path, args: Args) -> anyhow::Result<()> {
     let proxies = proxy::parse_list(&args.proxies)?;
+    zc_cli::config::reject_duplicates("--proxies", proxies.iter().map(|p| p.name()))?;
     let cell =
         super::CellArg::parse(&args.arch)?.resolve(|| Ok(GroundTruth::load_shipped(data_dir)?))?;
     let network = Nb201Network::new(cell, args.dataset.num_classes());
@@ -77,36 +78,36 @@ pub fn run(data_dir: &Path, args: Args) -> anyhow::Result<()> {
                 )
             })
             .collect();
-        println!("{}", serde_json::Value::Object(object));
+        super::outln!("{}", serde_json::Value::Object(object))?;
         return Ok(());
     }
-    println!(
+    super::outln!(
         "arch {cell}  dataset {}  backend {}  precision {}",
         args.dataset.name(),
         engine.backend().name(),
         engine.precision().name()
-    );
-    println!("{:<11} {:>24} {:>9}", "proxy", "value", "seconds");
+    )?;
+    super::outln!("{:<11} {:>24} {:>9}", "proxy", "value", "seconds")?;
     for p in &scores.proxies {
-        println!(
+        super::outln!(
             "{:<11} {:>24} {:>9.3}",
             p.name,
             format!("{:.9e}", p.score.total),
             p.seconds
-        );
+        )?;
     }
     let passes: Vec<String> = scores
         .passes
         .iter()
         .map(|(k, s)| format!("{} {s:.3}s", k.name()))
         .collect();
-    println!(
+    super::outln!(
         "passes: {}  (total {:.3}s)",
         passes.join(", "),
         scores.seconds()
-    );
+    )?;
     if !scores.non_finite().is_empty() {
-        println!("non-finite (NaN): {}", scores.non_finite().join(", "));
+        super::outln!("non-finite (NaN): {}", scores.non_finite().join(", "))?;
     }
     Ok(())
 }

@@ -19,9 +19,14 @@ pub struct Args {
 }
 
 /// Runs `zc search`.
-pub fn run(data_dir: &Path, args: Args) -> anyhow::Result<()> {
+pub fn run(data_dir: &Path, project: Option<&Path>, args: Args) -> anyhow::Result<()> {
     let table = GroundTruth::load_shipped(data_dir)?;
     let mut experiment = search::SearchExperiment::load(&args.config, &table)?;
+    // Relative paths of the config are relative to the project directory.
+    experiment.config.output = super::in_project(project, &experiment.config.output);
+    for sweep in &mut experiment.config.proxy.sweep {
+        *sweep = super::in_project(project, sweep);
+    }
     if let Some(runs) = args.runs {
         anyhow::ensure!(runs > 0, "--runs must be at least 1");
         experiment.config.runs = runs;
@@ -41,7 +46,14 @@ pub fn run(data_dir: &Path, args: Args) -> anyhow::Result<()> {
     );
     let y_label = format!("best {} accuracy (%)", experiment.report);
     figure::draw(&curves, &c.targets, &title, &y_label, &stem)?;
-    print!("{}", std::fs::read_to_string(&outputs.table)?);
+    {
+        use std::io::Write as _;
+        write!(
+            std::io::stdout().lock(),
+            "{}",
+            std::fs::read_to_string(&outputs.table)?
+        )?;
+    }
     eprintln!(
         "wrote {}, {}, {}, {}, {}.png and {}.svg",
         outputs.steps.display(),

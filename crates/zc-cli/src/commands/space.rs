@@ -25,7 +25,7 @@ pub fn run(data_dir: &Path, args: Args) -> anyhow::Result<()> {
     match (args.cell, args.sample) {
         (Some(text), _) => show(&table, &text),
         (None, Some(n)) => {
-            println!("{:>6}  {:>7}  {:>7}  arch", "index", "c10", "c100");
+            super::outln!("{:>6}  {:>7}  {:>7}  arch", "index", "c10", "c100")?;
             for cell in zc_space::sample_cells(args.seed, n)? {
                 let i = table.index_of(cell);
                 let acc = |d| {
@@ -33,11 +33,11 @@ pub fn run(data_dir: &Path, args: Args) -> anyhow::Result<()> {
                         .accuracy(i, d, zc_benchmark::Metric::Test)
                         .unwrap_or(f64::NAN)
                 };
-                println!(
+                super::outln!(
                     "{i:>6}  {:>7.2}  {:>7.2}  {cell}",
                     acc(Dataset::Cifar10),
                     acc(Dataset::Cifar100)
-                );
+                )?;
             }
             Ok(())
         }
@@ -51,37 +51,39 @@ fn show(table: &GroundTruth, text: &str) -> anyhow::Result<()> {
         super::CellArg::Arch(cell) => cell,
     };
     let index = table.index_of(cell);
-    println!("arch        {cell}");
-    println!("index       {index}");
-    println!(
+    super::outln!("arch        {cell}")?;
+    super::outln!("index       {index}")?;
+    super::outln!(
         "code        {} (base-5, not the official index)",
         cell.code()
-    );
-    println!(
+    )?;
+    super::outln!(
         "reachable   {} (output depends on the input)",
         cell.is_output_reachable()
-    );
-    println!(
+    )?;
+    super::outln!(
         "\n{:<15} {:>10} {:>14}  accuracies (%)",
-        "dataset", "#params", "FLOPs"
-    );
+        "dataset",
+        "#params",
+        "FLOPs"
+    )?;
     for dataset in Dataset::ALL {
         let accs: Vec<String> = table
             .all_accuracies(index, dataset)
             .iter()
             .map(|(m, a)| format!("{m} {a:.2}"))
             .collect();
-        println!(
+        super::outln!(
             "{:<15} {:>10} {:>14}  {}",
             dataset.name(),
             cell.param_count(dataset.num_classes()),
             cell.flops(dataset.num_classes(), dataset.resolution()),
             accs.join(", ")
-        );
+        )?;
     }
-    println!("\nneighbours (one edit):");
+    super::outln!("\nneighbours (one edit):")?;
     for n in cell.neighbours() {
-        println!("  {:>6}  {n}", table.index_of(n));
+        super::outln!("  {:>6}  {n}", table.index_of(n))?;
     }
     Ok(())
 }

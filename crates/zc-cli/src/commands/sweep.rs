@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use zc_benchmark::GroundTruth;
-use zc_cli::config::{CellSpec, Experiment};
+use zc_cli::config::Experiment;
 use zc_cli::sweep::{self, Shard};
 
 /// Arguments of `zc sweep`.
@@ -26,40 +26,40 @@ pub struct Args {
 }
 
 /// Runs `zc sweep`.
-pub fn run(data_dir: &Path, args: Args) -> anyhow::Result<()> {
+pub fn run(data_dir: &Path, project: Option<&Path>, args: Args) -> anyhow::Result<()> {
     let table = GroundTruth::load_shipped(data_dir)?;
-    let mut experiment = Experiment::load(&args.config, &table)?;
+    let project_or_cwd = project.unwrap_or(Path::new(""));
+    let mut experiment = Experiment::load(&args.config, &table, project_or_cwd)?;
     if args.all_cells {
-        experiment.config.cells = CellSpec::All;
-        experiment.cells = (0..table.len()).collect();
+        experiment.select_all_cells(&table);
+    }
+    if let Some(output) = args.output {
+        experiment.set_output(output);
     }
     if let Some(workers) = args.workers {
-        experiment.config.workers = workers;
+        experiment.set_workers(workers);
     }
-    let output = args
-        .output
-        .unwrap_or_else(|| experiment.config.output.clone());
-    println!(
+    super::outln!(
         "sweep {}: {} cells x {} datasets x {} seeds, shard {}/{}, {} proxies, backend {} ({}) -> {}",
-        experiment.config.name,
+        experiment.name,
         experiment.cells.len(),
         experiment.datasets.len(),
-        experiment.config.seeds.len(),
+        experiment.seeds.len(),
         args.shard.index,
         args.shard.count,
         experiment.proxies.len(),
         experiment.backend.name(),
         experiment.precision.name(),
-        output.display()
-    );
-    let summary = sweep::run(&experiment, &table, data_dir, &output, args.shard)?;
-    println!(
-        "scored {} cells in {:.0}s ({:.2}s per cell), {} already done",
+        experiment.output.display()
+    )?;
+    let summary = sweep::run(&experiment, &table, data_dir, args.shard)?;
+    super::outln!(
+        "ran {} jobs (cell x dataset x seed) in {:.0}s ({:.2}s per job), {} already done",
         summary.scored,
         summary.seconds,
         summary.seconds / summary.scored.max(1) as f64,
         summary.skipped
-    );
+    )?;
     let nans: Vec<String> = summary
         .nan_counts
         .iter()
@@ -67,10 +67,10 @@ pub fn run(data_dir: &Path, args: Args) -> anyhow::Result<()> {
         .map(|(p, n)| format!("{p} {n}"))
         .collect();
     if !nans.is_empty() {
-        println!("NaN scores: {}", nans.join(", "));
+        super::outln!("NaN scores: {}", nans.join(", "))?;
     }
     for file in summary.files {
-        println!("wrote {}", file.display());
+        super::outln!("wrote {}", file.display())?;
     }
     Ok(())
 }

@@ -16,7 +16,8 @@ pub struct Args {
     /// or `paper` (CIFAR-10: one-seed cifar10-valid test accuracy; others: x-test).
     #[arg(long, default_value = "paper")]
     target: String,
-    /// Write OUT.md and OUT.parquet (e.g. results/table1).
+    /// Also write the table to OUT.md and OUT.parquet (OUT is a file stem, e.g. results/table1;
+    /// not a directory, and not inside a sweep directory).
     #[arg(long, value_name = "OUT")]
     out: Option<PathBuf>,
     /// Bootstrap resamples of the 95% interval.
@@ -34,25 +35,37 @@ pub fn run(data_dir: &Path, args: Args) -> anyhow::Result<()> {
         target: args.target,
         bootstrap: args.bootstrap,
     };
-    let rows = table::compute(&args.results, &gt, data_dir, &options)?;
+    let table = table::compute(&args.results, &gt, data_dir, &options)?;
+    for note in &table.notes {
+        eprintln!("note: {note}");
+    }
     let sources: Vec<String> = args
         .results
         .iter()
         .map(|p| p.display().to_string())
         .collect();
+    // Only what the inputs determine, so an unchanged table is rewritten byte for byte: the
+    // revisions that matter are the sweep rows', listed per section.
     let provenance = format!(
-        "From {} by zc {} (git {}); sweep provenance (config, seed, revision, backend, timings) is in the sweep files.",
+        "From {} by zc {} (`--target {}`, {} bootstrap resamples); each row's config, seed, \
+         settings, revision and timings are in the sweep files.",
         sources.join(", "),
         provenance::VERSION,
-        provenance::git_revision()
+        options.target,
+        options.bootstrap
     );
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        super::outln!("{}", serde_json::to_string_pretty(&table)?)?;
     } else {
-        print!("{}", table::markdown(&rows, &provenance));
+        use std::io::Write as _;
+        write!(
+            std::io::stdout().lock(),
+            "{}",
+            table::markdown(&table, &provenance)
+        )?;
     }
     if let Some(out) = args.out {
-        let (md, pq) = table::write(&rows, &out, &provenance)?;
+        let (md, pq) = table::write(&table, &out, &provenance)?;
         eprintln!("wrote {} and {}", md.display(), pq.display());
     }
     Ok(())
