@@ -10,6 +10,8 @@ fn main() {
         .join("..");
     let git = |args: &[&str]| {
         Command::new("git")
+            // No index refresh: this script watches .git/index and must not rewrite it.
+            .arg("--no-optional-locks")
             .arg("-C")
             .arg(&root)
             .args(args)
@@ -35,10 +37,19 @@ fn main() {
     };
     println!("cargo:rustc-env=ZC_GIT_REVISION={revision}");
     if let Some(git_dir) = git(&["rev-parse", "--absolute-git-dir"]) {
-        for file in ["HEAD", "index", "refs"] {
+        for file in ["HEAD", "index"] {
             println!(
                 "cargo:rerun-if-changed={}",
                 Path::new(&git_dir).join(file).display()
+            );
+        }
+    }
+    // Branch refs live in the common directory (the same as the git dir outside worktrees).
+    if let Some(common) = git(&["rev-parse", "--path-format=absolute", "--git-common-dir"]) {
+        for file in ["refs", "packed-refs"] {
+            println!(
+                "cargo:rerun-if-changed={}",
+                Path::new(&common).join(file).display()
             );
         }
     }

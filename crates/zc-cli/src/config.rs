@@ -273,17 +273,15 @@ fn parse_backend(name: &str) -> anyhow::Result<Backend> {
 }
 
 impl Experiment {
-    /// Reads, parses and validates a config file. A relative `output` is taken relative to
-    /// `project` (the project directory, see `zc --help`).
-    pub fn load(path: &Path, table: &GroundTruth, project: &Path) -> anyhow::Result<Self> {
+    /// Reads, parses and validates a config file. `output` is kept as written: the command line
+    /// resolves a relative one against the project directory (see `zc --help`).
+    pub fn load(path: &Path, table: &GroundTruth) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {}", path.display()))?;
         let config: ExperimentConfig = serde_norway::from_str(&text)
             .with_context(|| format!("invalid config {}", path.display()))?;
-        let mut experiment = Self::resolve(config, text, table)
-            .with_context(|| format!("invalid config {}", path.display()))?;
-        experiment.output = project.join(&experiment.output);
-        Ok(experiment)
+        Self::resolve(config, text, table)
+            .with_context(|| format!("invalid config {}", path.display()))
     }
 
     /// Scores all 15,625 cells instead of the config's selection (`--all-cells`).

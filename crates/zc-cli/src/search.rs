@@ -59,8 +59,8 @@ pub struct SearchConfig {
 #[serde(deny_unknown_fields)]
 pub struct ProxySource {
     /// Sweep Parquet files or directories (`zc sweep` output). Cells missing from them are
-    /// scored on demand with the engine as `zc sweep` does with its defaults (flex, f32, a
-    /// random minibatch of 64 shipped images, the sweep seed): sweep other settings completely.
+    /// scored on demand with the engine exactly as `zc sweep` scored the others (the rows'
+    /// precision, data load and images; flex sweeps only), and kept for the next run.
     pub sweep: Vec<PathBuf>,
     /// The proxy: a column of the sweep files (default synflow).
     #[serde(default = "default_proxy")]

@@ -6,7 +6,6 @@
 //! of other settings to it, and the readers refuse a directory (or a list of inputs) that mixes
 //! them, naming the setting, the files and the way out.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
 use std::io::Write as _;
@@ -110,12 +109,12 @@ impl Settings {
         crate::config::parse_precision(&self.precision)
     }
 
-    /// Each setting that differs, as `name: ours vs theirs`.
-    pub fn differences(&self, other: &Settings) -> Vec<String> {
+    /// Each setting that differs: (name, this value, the other's value).
+    pub fn differences(&self, other: &Settings) -> Vec<(&'static str, String, String)> {
         let mut out = Vec::new();
-        let mut check = |name: &str, a: String, b: String| {
+        let mut check = |name: &'static str, a: String, b: String| {
             if a != b {
-                out.push(format!("{name} {a} vs {b}"));
+                out.push((name, a, b));
             }
         };
         check("backend", self.backend.clone(), other.backend.clone());
@@ -206,10 +205,17 @@ pub fn row_identities(df: &DataFrame, path: &Path) -> anyhow::Result<Vec<(RowKey
     (0..df.height())
         .map(|i| {
             let missing = || format!("{}: row {i} has an empty key or setting", path.display());
+            let index = index[i].with_context(missing)?;
+            if index >= zc_space::Cell::COUNT as u64 {
+                bail!(
+                    "{}: row {i} has cell index {index}, outside NB201's 0..15624",
+                    path.display()
+                );
+            }
             let key = (
                 dataset[i].clone().with_context(missing)?,
                 seed[i].with_context(missing)?,
-                u32::try_from(index[i].with_context(missing)?)?,
+                index as u32,
             );
             let settings = Settings {
                 backend: backend_family(&backend[i].clone().with_context(missing)?).to_string(),
@@ -360,15 +366,10 @@ pub fn write_text_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
     write_atomically(path, |file| Ok(file.write_all(text.as_bytes())?))
 }
 
-/// Whether `name` is a temporary file this module writes.
-pub fn is_temporary(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(".tmp")
-}
-
-/// An exclusive lock on one shard of a sweep directory, held while the shard runs and removed
-/// when dropped: a second run of the same shard at once fails at the start with a clear error.
+/// An exclusive lock on one shard of a sweep directory, held while the shard runs: a second run
+/// of the same shard at once fails at the start with a clear error. The lock file
+/// (`.shardKofN.lock`) stays, so no two runs can ever lock two different files.
 pub struct ShardLock {
-    path: PathBuf,
     _file: File,
 }
 
@@ -383,7 +384,7 @@ impl ShardLock {
             .open(&path)
             .with_context(|| format!("cannot create {}", path.display()))?;
         match file.try_lock() {
-            Ok(()) => Ok(ShardLock { path, _file: file }),
+            Ok(()) => Ok(ShardLock { _file: file }),
             Err(std::fs::TryLockError::WouldBlock) => bail!(
                 "{tag} of {} is already being swept by another process (lock {}); wait for it, \
                  or sweep another shard",
@@ -395,19 +396,4 @@ impl ShardLock {
             }
         }
     }
-}
-
-impl Drop for ShardLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// Row counts per settings, for messages: `N rows with SETTINGS in FILE, ...`.
-pub fn describe_settings(found: &BTreeMap<Settings, (usize, PathBuf)>) -> String {
-    found
-        .iter()
-        .map(|(s, (n, path))| format!("{n} rows with {s} (e.g. {})", path.display()))
-        .collect::<Vec<_>>()
-        .join("; ")
 }

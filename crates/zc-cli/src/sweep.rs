@@ -201,7 +201,8 @@ fn unix_seconds() -> u64 {
 pub struct Manifest {
     /// `K/N`.
     pub shard: String,
-    /// `running` (row counts are from before the run), `finished` or `failed`.
+    /// `running` (row counts are from before the run), `finished` or `failed`. A rerun with no
+    /// job to do keeps the experiment of the run that made the rows.
     pub status: String,
     /// The settings of every row, per dataset.
     pub settings: BTreeMap<String, Settings>,
@@ -251,7 +252,7 @@ pub struct RunRecord {
     pub finished_unix: Option<u64>,
     /// Jobs it ran.
     pub jobs: usize,
-    /// `running`, `finished` or `failed`.
+    /// `running`, `finished`, `failed` or `killed` (found still `running` by a later run).
     pub status: String,
 }
 
@@ -301,30 +302,34 @@ impl Inputs {
 }
 
 /// The keys of the rows already in `output`, after checking that every row there was computed
-/// with this run's settings and carries every proxy of the experiment.
+/// with this run's settings and has exactly this experiment's proxies.
 fn rows_done(
     output: &Path,
     experiment: &Experiment,
     settings: &BTreeMap<Dataset, Settings>,
 ) -> anyhow::Result<HashSet<RowKey>> {
     let mut done = HashSet::new();
-    let any = settings.values().next().context("no dataset")?;
+    let mut ours_proxies: Vec<&str> = experiment.proxies.iter().map(|p| p.name()).collect();
+    ours_proxies.sort_unstable();
     for (path, df) in store::read_dir(output)? {
-        for p in &experiment.proxies {
-            if df.column(p.name()).is_err() {
-                bail!(
-                    "{} has no column \"{}\": it was written by a config with other proxies; \
-                     sweep into another output directory (--output DIR)",
-                    path.display(),
-                    p.name()
-                );
-            }
+        let mut theirs_proxies = store::proxy_columns(&df);
+        theirs_proxies.sort();
+        if theirs_proxies != ours_proxies {
+            bail!(
+                "{} has the proxies [{}] but this run has [{}]: a sweep directory holds one set of \
+                 proxies; sweep into another output directory (--output DIR)",
+                path.display(),
+                theirs_proxies.join(", "),
+                ours_proxies.join(", ")
+            );
         }
         for (key, theirs) in store::row_identities(&df, &path)? {
-            let ours = match key.0.parse::<Dataset>().ok().and_then(|d| settings.get(&d)) {
-                Some(ours) => ours.clone(),
+            let dataset = key.0.parse::<Dataset>().ok();
+            if let Some(ours) = dataset.and_then(|d| settings.get(&d)) {
+                refuse_other_settings(output, &key.0, &path, &theirs, ours)?;
+            } else if let Some(any) = settings.values().next() {
                 // Another dataset: its images and per-class batch size are its own.
-                None => Settings {
+                let ours = Settings {
                     images_sha256: theirs.images_sha256.clone(),
                     batch_size: if theirs.per_class.is_some() {
                         theirs.batch_size
@@ -332,27 +337,86 @@ fn rows_done(
                         any.batch_size
                     },
                     ..any.clone()
-                },
-            };
-            if ours != theirs {
-                bail!(
-                    "{} holds rows computed with other settings than this run ({}: {}; e.g. {}). \
-                     A sweep directory holds rows of one set of settings, so a resumed sweep never \
-                     mixes them: sweep into another directory (--output DIR, or `output:` in the \
-                     config), or move those files away",
-                    output.display(),
-                    key.0,
-                    theirs
-                        .differences(&ours)
-                        .join(", ")
-                        .replace(" vs ", " there, this run "),
-                    path.display()
-                );
+                };
+                refuse_other_settings(output, &key.0, &path, &theirs, &ours)?;
             }
             done.insert(key);
         }
     }
     Ok(done)
+}
+
+/// An error naming every setting in which rows of `dataset` in `path` differ from this run's.
+fn refuse_other_settings(
+    output: &Path,
+    dataset: &str,
+    path: &Path,
+    theirs: &Settings,
+    ours: &Settings,
+) -> anyhow::Result<()> {
+    let differences = theirs.differences(ours);
+    if differences.is_empty() {
+        return Ok(());
+    }
+    let named: Vec<String> = differences
+        .iter()
+        .map(|(name, there, here)| format!("{name} {there} there, this run {here}"))
+        .collect();
+    bail!(
+        "{} holds rows computed with other settings than this run ({dataset}: {}; e.g. {}). A \
+         sweep directory holds rows of one set of settings, so a resumed sweep never mixes them: \
+         sweep into another directory (--output DIR, or `output:` in the config), or move those \
+         files away",
+        output.display(),
+        named.join(", "),
+        path.display()
+    )
+}
+
+/// Records the settings of the directory's rows in `sweep_settings.json` (created by the first
+/// run), or checks this run's against it: shards started at the same moment with different
+/// settings cannot both write into one directory.
+fn claim_settings(output: &Path, settings: &BTreeMap<Dataset, Settings>) -> anyhow::Result<()> {
+    let path = output.join("sweep_settings.json");
+    let ours: BTreeMap<String, Settings> = settings
+        .iter()
+        .map(|(d, s)| (d.name().to_string(), s.clone()))
+        .collect();
+    let text = serde_json::to_string_pretty(&ours)? + "\n";
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path);
+    match created {
+        Ok(mut file) => {
+            use std::io::Write as _;
+            file.write_all(text.as_bytes())?;
+            return Ok(file.sync_all()?);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
+    // An empty file: another run is writing it right now.
+    let mut recorded = String::new();
+    for _ in 0..50 {
+        recorded = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if !recorded.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut theirs: BTreeMap<String, Settings> = serde_json::from_str(&recorded)
+        .with_context(|| format!("{} is not a settings file", path.display()))?;
+    for (dataset, ours) in &ours {
+        match theirs.get(dataset) {
+            Some(recorded) => refuse_other_settings(output, dataset, &path, recorded, ours)?,
+            None => {
+                theirs.insert(dataset.clone(), ours.clone());
+            }
+        }
+    }
+    store::write_text_atomic(&path, &(serde_json::to_string_pretty(&theirs)? + "\n"))
 }
 
 /// Removes this shard's temporary files left by a killed run (the shard lock is held, so no
@@ -361,7 +425,8 @@ fn remove_stale_temporaries(output: &Path, prefixes: &[String]) -> anyhow::Resul
     for entry in std::fs::read_dir(output)?.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         let stem = name.trim_start_matches('.');
-        if name.ends_with(".tmp") && prefixes.iter().any(|p| stem.starts_with(p.as_str())) {
+        let ours = prefixes.iter().any(|p| stem.starts_with(&format!("{p}.")));
+        if name.ends_with(".tmp") && ours {
             std::fs::remove_file(entry.path()).with_context(|| format!("cannot remove {name}"))?;
         }
     }
@@ -383,6 +448,7 @@ pub fn run(
         .with_context(|| format!("cannot create {}", output.display()))?;
     let _lock = ShardLock::acquire(output, &shard.tag())?;
     let done = rows_done(output, experiment, &inputs.settings)?;
+    claim_settings(output, &inputs.settings)?;
     inputs.build_samplers(experiment)?;
     let prefixes: Vec<String> = experiment
         .datasets
@@ -412,7 +478,12 @@ pub fn run(
     }
     let total = jobs.len();
     let manifest_path = output.join(format!("manifest_{}.json", shard.tag()));
-    let mut runs = earlier_runs(&manifest_path);
+    let earlier = Manifest::read(&manifest_path);
+    let mut runs = earlier.as_ref().map_or_else(Vec::new, |m| m.runs.clone());
+    // With the lock held, no earlier run of this shard is alive.
+    for run in runs.iter_mut().filter(|r| r.status == "running") {
+        run.status = "killed".into();
+    }
     let this_run = RunRecord {
         git_revision: provenance::GIT_REVISION.into(),
         started_unix,
@@ -451,7 +522,10 @@ pub fn run(
         Ok(nan_counts) => nan_counts,
         Err(e) => {
             runs.push(finished("failed"));
-            let _ = write_manifest(&manifest_path, &manifest("failed", runs, skipped)?);
+            // The scoring error is what the user needs; a manifest problem must not hide it.
+            if let Ok(failed) = manifest("failed", runs, skipped) {
+                let _ = write_manifest(&manifest_path, &failed);
+            }
             return Err(e);
         }
     };
@@ -461,13 +535,25 @@ pub fn run(
             files.push(file);
         }
     }
-    if total > 0 {
-        runs.push(finished("finished"));
-    }
-    write_manifest(
-        &manifest_path,
-        &manifest("finished", runs, skipped + total)?,
-    )?;
+    let finished_manifest = match earlier {
+        // Nothing ran: the rows are those the earlier manifest describes (plus any parts of a
+        // killed run merged just now), whatever this invocation's config or overrides say.
+        Some(mut earlier) if total == 0 => {
+            let fresh = manifest("finished", runs, skipped)?;
+            earlier.status = "finished".into();
+            earlier.runs = fresh.runs;
+            earlier.rows_in_files = fresh.rows_in_files;
+            earlier.revisions = fresh.revisions;
+            earlier
+        }
+        _ => {
+            if total > 0 {
+                runs.push(finished("finished"));
+            }
+            manifest("finished", runs, skipped + total)?
+        }
+    };
+    write_manifest(&manifest_path, &finished_manifest)?;
     Ok(SweepSummary {
         scored: total,
         skipped,
@@ -477,14 +563,11 @@ pub fn run(
     })
 }
 
-/// The runs recorded by an earlier manifest of this shard (none if there is none, or it is of
-/// an older format).
-fn earlier_runs(path: &Path) -> Vec<RunRecord> {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|v| serde_json::from_value(v.get("runs")?.clone()).ok())
-        .unwrap_or_default()
+impl Manifest {
+    /// The manifest at `path`, if there is one of this format.
+    pub fn read(path: &Path) -> Option<Manifest> {
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+    }
 }
 
 fn manifest(
@@ -727,6 +810,10 @@ fn merge_parts(output: &Path, prefix: &str) -> anyhow::Result<Option<PathBuf>> {
         let df = df.filter(&BooleanChunked::from_slice("keep".into(), &keep))?;
         match merged.as_mut() {
             Some(m) => {
+                // Same columns (the proxy set is checked at start), maybe in another order.
+                let df = df.select(m.get_column_names_owned()).with_context(|| {
+                    format!("{} does not fit {prefix}'s columns", path.display())
+                })?;
                 m.vstack_mut_owned(df)?;
             }
             None => merged = Some(df),

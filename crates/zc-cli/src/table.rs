@@ -91,8 +91,8 @@ pub struct Swept {
 /// Reads the sweep files named by `inputs` (files, or directories of them) into one table per
 /// (dataset, seed).
 ///
-/// - Rows of one dataset computed with different [`Settings`] are an error naming the setting
-///   and the files: a table never mixes settings.
+/// - Rows of one (dataset, seed) computed with different [`Settings`] are an error naming the
+///   settings and the files: a table never mixes settings.
 /// - A row present in several files is counted once if the copies agree on every proxy (NaN
 ///   equals NaN); copies that disagree are an error naming the cell, the proxy and both files.
 /// - A proxy that only some rows have is kept for those rows; a note says how many cells lack
@@ -119,7 +119,7 @@ pub fn load(inputs: &[PathBuf]) -> anyhow::Result<Swept> {
     let mut groups: BTreeMap<(String, u64), SweptColumns> = BTreeMap::new();
     // Where each row was first read, and its position in its group.
     let mut first: HashMap<store::RowKey, (PathBuf, usize)> = HashMap::new();
-    let mut settings_source: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut settings_source: BTreeMap<(String, u64), PathBuf> = BTreeMap::new();
     let mut duplicates = 0usize;
     for (path, df) in frames {
         let identities = store::row_identities(&df, &path)?;
@@ -140,7 +140,7 @@ pub fn load(inputs: &[PathBuf]) -> anyhow::Result<Swept> {
                     revisions: BTreeSet::new(),
                 });
             let source = settings_source
-                .entry(dataset.clone())
+                .entry((dataset.clone(), seed))
                 .or_insert_with(|| path.clone());
             if group.settings != settings {
                 bail!(
@@ -520,8 +520,11 @@ pub fn write(table: &Table, out: &Path, provenance: &str) -> anyhow::Result<(Pat
             out.display()
         );
     }
-    let dir = out.parent().filter(|d| !d.as_os_str().is_empty());
-    if let Some(dir) = dir {
+    let dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    {
         if is_sweep_dir(dir)? {
             bail!(
                 "--out {}: {} is a sweep directory; write tables beside it, not into it (e.g. \

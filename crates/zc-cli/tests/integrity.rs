@@ -105,6 +105,40 @@ fn a_sweep_refuses_rows_of_other_settings_and_its_manifest_describes_its_rows() 
         std::fs::read(out.join("manifest_shard1of1.json")).unwrap(),
         before
     );
+    // A rerun with nothing to do but another selection (a subset of the cells, more workers)
+    // does not make the manifest describe it: the rows are still those of the sample.
+    let subset: Vec<String> = e.cells[..3].iter().map(usize::to_string).collect();
+    let mut narrower = experiment(&config(&out, "").replace(
+        "{sample: 6, seed: 4}",
+        &format!("{{list: [{}]}}", subset.join(", ")),
+    ))
+    .unwrap();
+    narrower.set_workers(2);
+    assert_eq!(
+        sweep::run(&narrower, &table, &data_dir(), Shard::WHOLE)
+            .unwrap()
+            .scored,
+        0
+    );
+    assert_eq!(
+        std::fs::read(out.join("manifest_shard1of1.json")).unwrap(),
+        before
+    );
+    // Another set of proxies is refused before any work.
+    let err = format!(
+        "{:#}",
+        sweep::run(
+            &experiment(&config(&out, "").replace("[synflow, params]", "[synflow]")).unwrap(),
+            &table,
+            &data_dir(),
+            Shard::WHOLE
+        )
+        .unwrap_err()
+    );
+    assert!(
+        err.contains("has the proxies [params, synflow] but this run has [synflow]"),
+        "{err}"
+    );
     // Every value-affecting setting is part of "already done": each change is refused, naming
     // the setting, and nothing is written.
     for (extra, named) in [
@@ -140,6 +174,22 @@ fn a_sweep_refuses_rows_of_other_settings_and_its_manifest_describes_its_rows() 
         std::fs::read(out.join("manifest_shard1of1.json")).unwrap(),
         before
     );
+    // The directory's settings are claimed by its first run: even with no rows yet (a shard of
+    // other settings started at the same moment), other settings are refused.
+    let claimed = dir.join("claimed");
+    std::fs::create_dir_all(&claimed).unwrap();
+    std::fs::copy(
+        out.join("sweep_settings.json"),
+        claimed.join("sweep_settings.json"),
+    )
+    .unwrap();
+    let mut f64_run = experiment(&config(&claimed, "precision: f64\n")).unwrap();
+    f64_run.output = claimed.clone();
+    let err = format!(
+        "{:#}",
+        sweep::run(&f64_run, &table, &data_dir(), Shard::WHOLE).unwrap_err()
+    );
+    assert!(err.contains("precision f32 there, this run f64"), "{err}");
     // Command-line overrides are part of what the manifest describes.
     let out2 = dir.join("out2");
     let path = dir.join("sweep.yaml");
@@ -449,6 +499,16 @@ fn a_table_says_what_it_combined_and_refuses_conflicts() {
         err.contains("different settings") && err.contains("precision f64"),
         "{err}"
     );
+    // A cell index outside the space is an error naming the file, not a panic.
+    write_sweep(
+        &b,
+        "cifar10_seed0_shard1of1.parquet",
+        &[20000],
+        &[("synflow", vec![1.0])],
+        "f32",
+    );
+    let err = format!("{:#}", compute(std::slice::from_ref(&b)).unwrap_err());
+    assert!(err.contains("cell index 20000, outside NB201"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

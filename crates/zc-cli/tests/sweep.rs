@@ -150,15 +150,25 @@ fn a_killed_sweep_resumes_without_losing_or_redoing_rows() {
         stdout.contains(&format!("{} already done", partial.len())),
         "{stdout}"
     );
-    // Stale temporary files of the killed run are gone; only the merged file and the manifest stay.
+    // Stale temporary files of the killed run are gone; the merged file, the manifest and the
+    // settings file stay.
     let names: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into())
+        .filter(|n: &String| !n.ends_with(".lock"))
         .collect();
-    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(names.len(), 3, "{names:?}");
     let resumed = synflow_rows(&out);
     assert_eq!(resumed.len(), 150);
+    // The manifest records the killed run as such, and the one that finished the shard.
+    let manifest = sweep::Manifest::read(&out.join("manifest_shard1of1.json")).unwrap();
+    let statuses: Vec<&str> = manifest.runs.iter().map(|r| r.status.as_str()).collect();
+    assert_eq!(statuses, ["killed", "finished"]);
+    assert_eq!(
+        (manifest.jobs_done, manifest.runs[1].jobs),
+        (150, 150 - partial.len())
+    );
     for (index, value) in &partial {
         assert_eq!(resumed[index], *value, "row {index} changed");
     }

@@ -28,8 +28,8 @@ pub struct Args {
 /// Runs `zc sweep`.
 pub fn run(data_dir: &Path, project: Option<&Path>, args: Args) -> anyhow::Result<()> {
     let table = GroundTruth::load_shipped(data_dir)?;
-    let project_or_cwd = project.unwrap_or(Path::new(""));
-    let mut experiment = Experiment::load(&args.config, &table, project_or_cwd)?;
+    let mut experiment = Experiment::load(&args.config, &table)?;
+    experiment.output = super::in_project(project, &experiment.output);
     if args.all_cells {
         experiment.select_all_cells(&table);
     }
