@@ -32,6 +32,12 @@ enum Command {
     Score(commands::score::Args),
     /// Score the cells of an experiment config into Parquet (resumable, shardable).
     Sweep(commands::sweep::Args),
+    /// Submit a sweep config to Slurm: one job array (a shard per task) and a dependent job
+    /// that writes the table; --dry-run prints the scripts.
+    Submit(commands::submit::Args),
+    /// Where the shards of a sweep directory stand (done, running, pending, failed, missing) and
+    /// what to resubmit.
+    Status(commands::submit::StatusArgs),
     /// Rank-correlation table (Spearman, CI, top-10%, Kendall, vote) of sweep results vs. the paper.
     Table(commands::table::Args),
     /// NAS runs (RAND, RL, AE, BP) with zero-cost warmup and move proposal: curves, table, figure.
@@ -77,6 +83,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => commands::data::check(&data_dir()?),
         Command::Score(args) => commands::score::run(&data_dir()?, args),
         Command::Sweep(args) => commands::sweep::run(&data_dir()?, project, args),
+        Command::Submit(args) => commands::submit::run(&data_dir()?, project, args),
+        Command::Status(args) => commands::submit::status(args),
         Command::Table(args) => commands::table::run(&data_dir()?, args),
         Command::Search(args) => commands::search::run(&data_dir()?, project, args),
         Command::Proxies => {

@@ -4,6 +4,7 @@ pub mod data;
 pub mod score;
 pub mod search;
 pub mod space;
+pub mod submit;
 pub mod sweep;
 pub mod table;
 
