@@ -1,5 +1,6 @@
-//! The search-curve figure (the paper's Figure 3 layout): one panel per algorithm, each
-//! variant's mean best accuracy against trained models with its 95% band, as PNG and SVG.
+//! Figures, as PNG and SVG: the search curves (the paper's Figure 3 layout: one panel per
+//! algorithm, each variant's mean best accuracy against trained models with its 95% band), and
+//! a proxy comparison (correlations with intervals, and each score's ranks against the truth's).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -9,6 +10,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use zc_search::{Algorithm, Variant};
 
+use crate::compare::Section;
 use crate::search::Curve;
 
 /// DejaVu Sans (shipped in `data/fonts` with its license), so that the PNG has text on a
@@ -36,26 +38,46 @@ pub fn draw(
     y_label: &str,
     stem: &Path,
 ) -> anyhow::Result<()> {
+    let figure = SearchCurves {
+        curves,
+        targets,
+        title,
+        y_label,
+    };
+    render(stem, (1200, 900), &figure)
+}
+
+/// A figure that draws on any plotters backend.
+trait Figure {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>;
+}
+
+/// Draws `STEM.png` and `STEM.svg` of `size`, each into a temporary file renamed when
+/// complete, so that an interrupted run leaves no half figure.
+fn render(stem: &Path, size: (u32, u32), figure: &impl Figure) -> anyhow::Result<()> {
     register_font()?;
-    let size = (1200, 900);
     let with = |suffix: &str| {
         let mut name = stem.as_os_str().to_owned();
         name.push(suffix);
         PathBuf::from(name)
     };
     let (png, svg) = (with(".png"), with(".svg"));
-    // Draw into temporary files and rename, so that an interrupted run leaves no half figure.
     let (png_tmp, svg_tmp) = (with(".tmp.png"), with(".tmp.svg"));
     {
         let root = BitMapBackend::new(&png_tmp, size).into_drawing_area();
-        panels(&root, curves, targets, title, y_label)
+        figure
+            .draw(&root)
             .map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
         root.present()
             .map_err(|e| anyhow!("writing {}: {e}", png.display()))?;
     }
     {
         let root = SVGBackend::new(&svg_tmp, size).into_drawing_area();
-        panels(&root, curves, targets, title, y_label)
+        figure
+            .draw(&root)
             .map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
         root.present()
             .map_err(|e| anyhow!("writing {}: {e}", svg.display()))?;
@@ -64,6 +86,147 @@ pub fn draw(
     std::fs::rename(&svg_tmp, &svg)?;
     Ok(())
 }
+
+struct SearchCurves<'a> {
+    curves: &'a [Curve],
+    targets: &'a [f64],
+    title: &'a str,
+    y_label: &'a str,
+}
+
+impl Figure for SearchCurves<'_> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        panels(root, self.curves, self.targets, self.title, self.y_label)
+    }
+}
+
+/// Draws a comparison section into `STEM.png` and `STEM.svg`: each score's Spearman ρ with
+/// its interval (bars), and one scatter per score of its rank against the accuracy's rank.
+pub fn draw_comparison(section: &Section, title: &str, stem: &Path) -> anyhow::Result<()> {
+    render(stem, (1500, 900), &ComparisonFigure { section, title })
+}
+
+struct ComparisonFigure<'a> {
+    section: &'a Section,
+    title: &'a str,
+}
+
+impl Figure for ComparisonFigure<'_> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        let s = self.section;
+        root.fill(&WHITE)?;
+        let root = root.titled(self.title, (FAMILY, 24))?;
+        let (bars, scatters) = root.split_horizontally(520);
+        // Bars: ρ per score with its 95% interval; new proxies in colour, baselines in grey.
+        let n = s.proxies.len();
+        let low = s
+            .proxies
+            .iter()
+            .map(|p| p.spearman_ci.0.min(p.spearman))
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, f64::min);
+        let mut chart = ChartBuilder::on(&bars)
+            .caption("Spearman ρ (95% CI)", (FAMILY, 18))
+            .margin(12)
+            .x_label_area_size(120)
+            .y_label_area_size(50)
+            .build_cartesian_2d((0..n).into_segmented(), (low.min(0.0) - 0.05)..1.0)?;
+        let names: Vec<String> = s.proxies.iter().map(|p| p.proxy.clone()).collect();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n.max(1))
+            .x_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .label_style((FAMILY, 13))
+            .x_label_style((FAMILY, 13).into_font().transform(FontTransform::Rotate90))
+            .y_desc("ρ")
+            .draw()?;
+        for (i, p) in s.proxies.iter().enumerate() {
+            let color = if p.role == "new" {
+                COLORS[i % COLORS.len()]
+            } else {
+                RGBColor(150, 150, 150)
+            };
+            if p.spearman.is_finite() {
+                let mut bar = Rectangle::new(
+                    [
+                        (SegmentValue::Exact(i), 0.0),
+                        (SegmentValue::Exact(i + 1), p.spearman),
+                    ],
+                    color.filled(),
+                );
+                bar.set_margin(0, 0, 6, 6);
+                chart.draw_series(std::iter::once(bar))?;
+            }
+            let (a, b) = p.spearman_ci;
+            if a.is_finite() && b.is_finite() {
+                chart.draw_series(std::iter::once(PathElement::new(
+                    vec![
+                        (SegmentValue::CenterOf(i), a),
+                        (SegmentValue::CenterOf(i), b),
+                    ],
+                    BLACK.stroke_width(2),
+                )))?;
+            }
+        }
+        // Scatters: rank of the score against rank of the accuracy, one panel per score.
+        let columns = 3;
+        let rows = n.div_ceil(columns).max(1);
+        let grid = scatters.split_evenly((rows, columns));
+        let cells = s.common as f64;
+        for ((area, p), i) in grid.iter().zip(&s.proxies).zip(0..) {
+            let Some((x, y)) = s.ranks.get(&p.proxy) else {
+                continue;
+            };
+            let mut chart = ChartBuilder::on(area)
+                .caption(format!("{} (ρ {:.3})", p.proxy, p.spearman), (FAMILY, 15))
+                .margin(8)
+                .x_label_area_size(28)
+                .y_label_area_size(40)
+                .build_cartesian_2d(0f64..cells, 0f64..cells)?;
+            chart
+                .configure_mesh()
+                .disable_mesh()
+                .x_labels(3)
+                .y_labels(3)
+                .x_desc("proxy rank")
+                .y_desc("accuracy rank")
+                .label_style((FAMILY, 11))
+                .axis_desc_style((FAMILY, 11))
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .y_label_formatter(&|v| format!("{v:.0}"))
+                .draw()?;
+            let color = if p.role == "new" {
+                COLORS[i % COLORS.len()]
+            } else {
+                RGBColor(110, 110, 110)
+            };
+            chart.draw_series(
+                x.iter()
+                    .zip(y)
+                    .map(|(&a, &b)| Circle::new((a, b), 1, color.mix(0.5).filled())),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+const COLORS: [RGBColor; 5] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+];
 
 fn panels<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
@@ -159,13 +322,6 @@ fn panels<DB: DrawingBackend>(
 
 /// Black for the baseline, palette colours for the proxy variants.
 fn variant_color(variant: Variant, k: usize) -> RGBColor {
-    const COLORS: [RGBColor; 5] = [
-        RGBColor(31, 119, 180),
-        RGBColor(214, 39, 40),
-        RGBColor(44, 160, 44),
-        RGBColor(255, 127, 14),
-        RGBColor(148, 103, 189),
-    ];
     if variant == Variant::BASELINE {
         BLACK
     } else {

@@ -2,6 +2,7 @@
 //! rank-correlation statistics and the tables that compare proxies with the paper.
 
 pub mod cluster;
+pub mod compare;
 pub mod config;
 pub mod figure;
 pub mod provenance;

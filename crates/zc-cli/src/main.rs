@@ -40,6 +40,10 @@ enum Command {
     Status(commands::submit::StatusArgs),
     /// Rank-correlation table (Spearman, CI, top-10%, Kendall, vote) of sweep results vs. the paper.
     Table(commands::table::Args),
+    /// Is a proxy better than the baselines? Spearman and Kendall with bootstrap CIs on common
+    /// cells, paired-bootstrap differences with p-values, top-k hit rates, figures; sweep
+    /// columns and external CSV/Parquet scores.
+    Compare(commands::compare::Args),
     /// NAS runs (RAND, RL, AE, BP) with zero-cost warmup and move proposal: curves, table, figure.
     Search(commands::search::Args),
     /// List the registered proxies.
@@ -86,6 +90,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Submit(args) => commands::submit::run(&data_dir()?, project, args),
         Command::Status(args) => commands::submit::status(args),
         Command::Table(args) => commands::table::run(&data_dir()?, args),
+        Command::Compare(args) => commands::compare::run(&data_dir()?, args),
         Command::Search(args) => commands::search::run(&data_dir()?, project, args),
         Command::Proxies => {
             for p in zc_proxies::proxy::REGISTRY {
