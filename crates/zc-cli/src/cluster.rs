@@ -63,7 +63,8 @@ pub struct Plan {
 /// measurements (flex, f32, batch 64, CIFAR); used only to size shards.
 fn pass_seconds(pass: PassKind) -> f64 {
     match pass {
-        PassKind::Loss => 1.2,
+        PassKind::Loss | PassKind::SecondBatchLoss => 1.2,
+        PassKind::ReluKernel => 0.5,
         PassKind::FisherTaps => 0.3,
         PassKind::HessianGradient => 3.5,
         PassKind::InputJacobian => 1.0,

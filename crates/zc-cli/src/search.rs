@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use serde::Deserialize;
 use zc_benchmark::{GroundTruth, Metric};
 use zc_data::{Dataset, ImageSet, MinibatchSampler};
-use zc_proxies::{Backend, Engine, Nb201Network, Weights, proxy};
+use zc_proxies::{Backend, Engine, Nb201Network, SampledBatches, Weights, proxy};
 use zc_search::{Accuracies, Algorithm, ProxyScores, Run, Step, Variant};
 use zc_space::Cell;
 
@@ -260,9 +260,12 @@ fn on_demand_scorer(
     Ok(Box::new(move |cell: Cell| {
         let network = Nb201Network::new(cell, dataset.num_classes());
         let weights = Weights::init(&network, seed);
-        let batch = sampler.batch(u64::from(cell.code()));
+        let data = SampledBatches {
+            sampler: &sampler,
+            key: u64::from(cell.code()),
+        };
         let scores = engine
-            .score(&network, &weights, &batch, &[proxy])
+            .score_from(&network, &weights, &data, &[proxy])
             .map_err(|e| e.to_string())?;
         let done = scored.fetch_add(1, Ordering::Relaxed) + 1;
         if done.is_multiple_of(50) {

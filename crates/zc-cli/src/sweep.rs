@@ -28,7 +28,7 @@ use polars::prelude::{BooleanChunked, Column, DataFrame, NewChunkedArray};
 use serde::{Deserialize, Serialize};
 use zc_benchmark::GroundTruth;
 use zc_data::{Dataset, ImageSet, MinibatchSampler};
-use zc_proxies::{CellScores, Engine, Nb201Network, Weights};
+use zc_proxies::{CellScores, Engine, Nb201Network, SampledBatches, Weights};
 
 use crate::config::Experiment;
 use crate::provenance;
@@ -707,9 +707,12 @@ fn score_jobs(
                         let cell = table.cell(index)?;
                         let network = Nb201Network::new(cell, dataset.num_classes());
                         let weights = Weights::init(&network, seed);
-                        let batch = samplers[&(dataset, seed)].batch(u64::from(cell.code()));
+                        let data = SampledBatches {
+                            sampler: &samplers[&(dataset, seed)],
+                            key: u64::from(cell.code()),
+                        };
                         let scores =
-                            engine.score(&network, &weights, &batch, &experiment.proxies)?;
+                            engine.score_from(&network, &weights, &data, &experiment.proxies)?;
                         Ok(Row {
                             index: index as u32,
                             dataset,

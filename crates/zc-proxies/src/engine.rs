@@ -7,9 +7,10 @@ use std::time::Instant;
 use burn::tensor::Device;
 
 use crate::ProxyError;
-use crate::network::forward::NormMode;
 use crate::network::{Minibatch, Nb201Network, Weights};
-use crate::pass::{self, PassKind, Precision};
+use crate::pass::{
+    BatchSource, FixedBatches, PassCx, PassKind, PassResults, Precision, check_batch,
+};
 use crate::proxy::{Proxy, ProxyInputs, Score};
 
 /// Compute backend.
@@ -103,7 +104,9 @@ impl Engine {
         self.precision
     }
 
-    /// Scores `network` with `weights` on `batch` for every proxy in `proxies`.
+    /// Scores `network` with `weights` on `batch` for every proxy in `proxies` (a proxy that
+    /// needs a second minibatch fails with [`ProxyError::NoSuchBatch`]; use
+    /// [`Engine::score_from`]).
     pub fn score(
         &self,
         network: &Nb201Network,
@@ -111,86 +114,68 @@ impl Engine {
         batch: &Minibatch,
         proxies: &[&dyn Proxy],
     ) -> Result<CellScores, ProxyError> {
-        check_batch(network, batch)?;
-        let needed: BTreeSet<PassKind> = proxies
+        self.score_from(
+            network,
+            weights,
+            &FixedBatches(std::slice::from_ref(batch)),
+            proxies,
+        )
+    }
+
+    /// Scores `network` with `weights` for every proxy in `proxies`, drawing minibatches from
+    /// `data` (stream 0 for the usual one, further streams for proxies that need more). Runs
+    /// each needed pass (and its dependencies) once, then every proxy on the shared results.
+    pub fn score_from(
+        &self,
+        network: &Nb201Network,
+        weights: &Weights,
+        data: &dyn BatchSource,
+        proxies: &[&dyn Proxy],
+    ) -> Result<CellScores, ProxyError> {
+        let batch = data.batch(0)?;
+        check_batch(network, &batch)?;
+        let mut needed: BTreeSet<PassKind> = proxies
             .iter()
             .flat_map(|p| p.passes().iter().copied())
             .collect();
-        let mut inputs = ProxyInputs {
+        // Dependencies come earlier in PassKind's order: running in order runs them first.
+        while let Some(dep) = needed
+            .iter()
+            .flat_map(|k| k.deps().iter().copied())
+            .find(|d| !needed.contains(d))
+        {
+            needed.insert(dep);
+        }
+        let cx = PassCx {
+            net: network,
+            weights,
+            device: &self.device,
+            precision: self.precision,
+            batch: &batch,
+            data,
+        };
+        let mut results = PassResults::default();
+        let mut pass_seconds = Vec::new();
+        for kind in needed {
+            let start = Instant::now();
+            let output = kind.run(&cx, &results)?;
+            results.insert(kind, output);
+            pass_seconds.push((kind, start.elapsed().as_secs_f64()));
+        }
+        let inputs = ProxyInputs {
             network,
             weights,
             resolution: batch.resolution,
-            loss: None,
-            hessian_gradient: None,
-            jacobian: None,
-            synflow: None,
-            synflow_bn: None,
+            labels: &batch.labels,
+            passes: &results,
         };
-        let mut pass_seconds = Vec::new();
-        let mut timed = |kind: PassKind, seconds: f64| pass_seconds.push((kind, seconds));
-        let device = &self.device;
-        if needed.contains(&PassKind::Loss) || needed.contains(&PassKind::FisherTaps) {
-            let start = Instant::now();
-            let fisher = needed.contains(&PassKind::FisherTaps);
-            inputs.loss = Some(pass::loss_gradients(
-                network,
-                weights,
-                batch,
-                device,
-                self.precision,
-                fisher,
-            ));
-            timed(PassKind::Loss, start.elapsed().as_secs_f64());
-        }
-        if needed.contains(&PassKind::HessianGradient) {
-            let start = Instant::now();
-            let g = &inputs
-                .loss
-                .as_ref()
-                .ok_or(ProxyError::PassNotRun("loss"))?
-                .grads;
-            inputs.hessian_gradient = Some(pass::hessian_gradient(
-                network,
-                weights,
-                batch,
-                device,
-                self.precision,
-                g,
-            ));
-            timed(PassKind::HessianGradient, start.elapsed().as_secs_f64());
-        }
-        if needed.contains(&PassKind::InputJacobian) {
-            let start = Instant::now();
-            inputs.jacobian = Some(pass::input_jacobian(
-                network,
-                weights,
-                batch,
-                device,
-                self.precision,
-            ));
-            timed(PassKind::InputJacobian, start.elapsed().as_secs_f64());
-        }
-        for (kind, norms) in [
-            (PassKind::Synflow, NormMode::ReductionOnly),
-            (PassKind::SynflowBn, NormMode::All),
-        ] {
-            if needed.contains(&kind) {
-                let start = Instant::now();
-                let result =
-                    pass::synflow_gradients(network, weights, batch.resolution, device, norms);
-                match kind {
-                    PassKind::Synflow => inputs.synflow = Some(result),
-                    _ => inputs.synflow_bn = Some(result),
-                }
-                timed(kind, start.elapsed().as_secs_f64());
-            }
-        }
         let share = |kind: PassKind| {
-            let users = proxies
-                .iter()
-                .filter(|p| p.passes().contains(&kind))
-                .count()
-                .max(1);
+            let serves = |p: &&&dyn Proxy| {
+                p.passes()
+                    .iter()
+                    .any(|k| *k == kind || kind.also_serves().contains(k))
+            };
+            let users = proxies.iter().filter(serves).count().max(1);
             let seconds: f64 = pass_seconds
                 .iter()
                 .filter(|(k, _)| *k == kind)
@@ -204,7 +189,16 @@ impl Engine {
                 let start = Instant::now();
                 let score = proxy.score(&inputs)?;
                 let own = start.elapsed().as_secs_f64();
-                let seconds = own + proxy.passes().iter().map(|&k| share(k)).sum::<f64>();
+                let used = |k: &PassKind| {
+                    proxy.passes().contains(k)
+                        || k.also_serves().iter().any(|s| proxy.passes().contains(s))
+                };
+                let seconds = own
+                    + pass_seconds
+                        .iter()
+                        .filter(|(k, _)| used(k))
+                        .map(|(k, _)| share(*k))
+                        .sum::<f64>();
                 Ok(ProxyScore {
                     name: proxy.name(),
                     score,
@@ -217,32 +211,4 @@ impl Engine {
             passes: pass_seconds,
         })
     }
-}
-
-fn check_batch(network: &Nb201Network, batch: &Minibatch) -> Result<(), ProxyError> {
-    let n = batch.batch_size;
-    let r = batch.resolution;
-    if n == 0 || r == 0 || !r.is_multiple_of(4) {
-        return Err(ProxyError::BadBatch(format!(
-            "batch {n} at resolution {r}: need a non-empty batch and a resolution divisible by 4"
-        )));
-    }
-    if batch.images.len() != n * 3 * r * r || batch.labels.len() != n {
-        return Err(ProxyError::BadBatch(format!(
-            "{} image values and {} labels do not make {n} images of 3x{r}x{r}",
-            batch.images.len(),
-            batch.labels.len()
-        )));
-    }
-    if let Some(bad) = batch
-        .labels
-        .iter()
-        .find(|&&l| l < 0 || l as usize >= network.num_classes())
-    {
-        return Err(ProxyError::BadBatch(format!(
-            "label {bad} is outside the {} classes of the network",
-            network.num_classes()
-        )));
-    }
-    Ok(())
 }

@@ -44,6 +44,17 @@ pub enum ProxyError {
     /// The minibatch does not fit the network (resolution, channels, labels).
     #[error("minibatch does not fit the network: {0}")]
     BadBatch(String),
+    /// A proxy needs more minibatches than were given (e.g. ZiCo's second batch with a single
+    /// `--batch` file).
+    #[error(
+        "minibatch stream {stream} is needed (a proxy uses several minibatches) but only {available} was given"
+    )]
+    NoSuchBatch {
+        /// The stream asked for (0-based).
+        stream: usize,
+        /// How many were given.
+        available: usize,
+    },
     /// A proxy read a pass the engine did not run (a registry bug: the proxy must declare it).
     #[error("internal error: pass {0} was not run")]
     PassNotRun(&'static str),

@@ -14,6 +14,6 @@ pub mod proxy;
 
 pub use engine::{Backend, CellScores, Engine, ProxyScore};
 pub use error::ProxyError;
-pub use network::{Minibatch, Nb201Network, Weights, load_batch};
-pub use pass::Precision;
+pub use network::{Minibatch, Nb201Network, Weights, load_batches};
+pub use pass::{BatchSource, FixedBatches, Precision, SampledBatches};
 pub use proxy::{Proxy, Score};

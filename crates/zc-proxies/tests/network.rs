@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use zc_proxies::network::ParamRole;
-use zc_proxies::{Nb201Network, ProxyError, Weights, load_batch};
+use zc_proxies::{Nb201Network, ProxyError, Weights, load_batches};
 use zc_space::Cell;
 
 #[test]
@@ -77,12 +77,12 @@ fn loading_fixture_weights_for_the_wrong_class_count_is_an_error() {
             .contains("stack_cell1.0.options.2.op.1.weight"),
         "{err}"
     );
-    let batch = load_batch(&file).unwrap();
+    let batch = load_batches(&file).unwrap().remove(0);
     assert_eq!(
         (batch.batch_size, batch.resolution, batch.labels.len()),
         (64, 32, 64)
     );
-    let missing = load_batch(&file.with_file_name("nope.safetensors")).unwrap_err();
+    let missing = load_batches(&file.with_file_name("nope.safetensors")).unwrap_err();
     assert!(
         missing.to_string().contains("nope.safetensors"),
         "{missing}"

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 use zc_proxies::proxy::{self, Proxy};
-use zc_proxies::{Backend, CellScores, Engine, Nb201Network, Precision, Weights, load_batch};
+use zc_proxies::{Backend, CellScores, Engine, Nb201Network, Precision, Weights, load_batches};
 use zc_space::Cell;
 
 fn fixtures() -> PathBuf {
@@ -36,7 +36,7 @@ fn score(arch: &Value, precision: Precision, names: &[&str]) -> (Nb201Network, C
     let network = Nb201Network::new(cell, 10);
     let file = fixtures().join(arch["file"].as_str().unwrap());
     let weights = Weights::load(&network, &file).unwrap();
-    let batch = load_batch(&file).unwrap();
+    let batch = load_batches(&file).unwrap().remove(0);
     let proxies: Vec<&dyn Proxy> = names.iter().map(|n| proxy::find(n).unwrap()).collect();
     let scores = Engine::new(Backend::Flex, precision)
         .score(&network, &weights, &batch, &proxies)

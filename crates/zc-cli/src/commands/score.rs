@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use zc_benchmark::GroundTruth;
 use zc_data::{DataLoad, Dataset, ImageSet, MinibatchSampler};
-use zc_proxies::{Backend, Engine, Nb201Network, Precision, Weights, load_batch, proxy};
+use zc_proxies::{
+    Backend, Engine, FixedBatches, Nb201Network, Precision, SampledBatches, Weights, load_batches,
+    proxy,
+};
 
 /// Arguments of `zc score`.
 #[derive(clap::Args)]
@@ -25,8 +28,9 @@ pub struct Args {
     /// Weights in the reference's parameter names (safetensors) instead of a seeded init.
     #[arg(long, value_name = "FILE")]
     weights: Option<PathBuf>,
-    /// Minibatch (safetensors with `inputs` f32 [N,3,H,W] and `targets` i64 [N]) instead of
-    /// one drawn from the shipped images. May name the same file as --weights.
+    /// Minibatch (safetensors with `inputs` f32 [N,3,H,W] and `targets` i64 [N], and
+    /// `inputs_1`/`targets_1` for proxies that use a second one) instead of batches drawn from
+    /// the shipped images. May name the same file as --weights.
     #[arg(long, value_name = "FILE")]
     batch: Option<PathBuf>,
     /// Precision of the minibatch passes: f32 (as the reference) or f64 (exact, ~2x slower).
@@ -56,17 +60,24 @@ pub fn run(data_dir: &Path, args: Args) -> anyhow::Result<()> {
         Some(path) => Weights::load(&network, path)?,
         None => Weights::init(&network, args.seed),
     };
-    let batch = match &args.batch {
-        Some(path) => load_batch(path)?,
+    let engine = Engine::new(Backend::Flex, args.precision);
+    let scores = match &args.batch {
+        Some(path) => {
+            let batches = load_batches(path)?;
+            engine.score_from(&network, &weights, &FixedBatches(&batches), &proxies)?
+        }
         None => {
             let images = ImageSet::read_shipped(data_dir, args.dataset)
                 .with_context(|| format!("images of {}", args.dataset.name()))?;
-            MinibatchSampler::new(images, DataLoad::Random { batch_size: 64 }, args.seed)?
-                .batch(u64::from(cell.code()))
+            let sampler =
+                MinibatchSampler::new(images, DataLoad::Random { batch_size: 64 }, args.seed)?;
+            let data = SampledBatches {
+                sampler: &sampler,
+                key: u64::from(cell.code()),
+            };
+            engine.score_from(&network, &weights, &data, &proxies)?
         }
     };
-    let engine = Engine::new(Backend::Flex, args.precision);
-    let scores = engine.score(&network, &weights, &batch, &proxies)?;
     if args.json {
         let object: serde_json::Map<String, serde_json::Value> = scores
             .proxies

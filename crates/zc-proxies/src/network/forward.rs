@@ -35,6 +35,8 @@ pub struct ForwardConfig<'a> {
     /// Direction per weight layer (indexed like [`Nb201Network::layers`], flattened weight
     /// shape); `Some` propagates the tangent.
     pub direction: Option<&'a [Tensor<1>]>,
+    /// Accumulate nwot's kernel of binary ReLU codes over every ReLU's input.
+    pub relu_kernel: bool,
 }
 
 /// A conv/linear output and the zero leaf added to it (both `[N, C, H, W]`, linear as `[N, C, 1, 1]`).
@@ -55,6 +57,11 @@ pub struct ForwardOutput {
     pub tangent: Option<Tensor<2>>,
     /// Fisher taps, in layer order, when asked for.
     pub taps: Vec<FisherTap>,
+    /// `[N, N]`: sum over every ReLU of `c cᵀ + (1-c)(1-c)ᵀ`, `c` the per-image 0/1 codes
+    /// `input > 0`, when asked for. As nwot's authors' hooks (on every module whose type name
+    /// contains "ReLU") count them: twice for the ReLU of a ReLU-conv-BN op (each conv edge, the
+    /// reduction blocks' two: the op's hook and its ReLU's), once for the head's ReLU.
+    pub relu_kernel: Option<Tensor<2>>,
 }
 
 /// An activation with its optional tangent (`None` means a zero tangent).
@@ -93,6 +100,7 @@ struct Pass<'a> {
     params: &'a [Tensor<1>],
     config: ForwardConfig<'a>,
     taps: Vec<FisherTap>,
+    relu_kernel: Option<Tensor<2>>,
 }
 
 /// Runs the network on `x` (`[N, 3, H, W]`) with parameter tensors `params` (flattened, in
@@ -108,6 +116,7 @@ pub fn forward(
         params,
         config,
         taps: Vec::new(),
+        relu_kernel: None,
     };
     let (stem_conv, stem_norm) = net.stem;
     let mut h = pass.conv(Act { v: x, t: None }, stem_conv);
@@ -128,7 +137,7 @@ pub fn forward(
         };
     }
     h = pass.norm(h, net.head_norm, false);
-    h = relu_act(h);
+    h = pass.relu(h, 1.0);
     let [n, c, _, _] = h.v.dims();
     let features = Act {
         v: h.v.mean_dims(&[2, 3]).reshape([n, c]),
@@ -139,6 +148,7 @@ pub fn forward(
         logits: logits.v,
         tangent: logits.t,
         taps: pass.taps,
+        relu_kernel: pass.relu_kernel,
     }
 }
 
@@ -212,6 +222,23 @@ fn channel_mean(x: &Tensor<4>) -> Tensor<4> {
 }
 
 impl Pass<'_> {
+    /// ReLU, recording the input's codes into the kernel (with `weight`) when asked for.
+    fn relu(&mut self, x: Act<4>, weight: f64) -> Act<4> {
+        if self.config.relu_kernel {
+            let [n, c, h, w] = x.v.dims();
+            let flat = x.v.clone().reshape([n, c * h * w]);
+            let on = flat.ones_like().mask_fill(flat.lower_equal_elem(0.0), 0.0);
+            let off = on.ones_like() - on.clone();
+            let k = (on.clone().matmul(on.transpose()) + off.clone().matmul(off.transpose()))
+                .mul_scalar(weight);
+            self.relu_kernel = Some(match self.relu_kernel.take() {
+                Some(sum) => sum + k,
+                None => k,
+            });
+        }
+        relu_act(x)
+    }
+
     fn param4(&self, index: usize, shape: [usize; 4]) -> Tensor<4> {
         self.params[index].clone().reshape(shape)
     }
@@ -334,7 +361,8 @@ impl Pass<'_> {
         (layer, norm): (usize, Norm),
         reduction: bool,
     ) -> Act<4> {
-        let h = self.conv(relu_act(x), layer);
+        let h = self.relu(x, 2.0);
+        let h = self.conv(h, layer);
         self.norm(h, norm, reduction)
     }
 

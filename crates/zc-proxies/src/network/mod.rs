@@ -8,7 +8,7 @@
 pub mod forward;
 mod weights;
 
-pub use weights::{Minibatch, Weights, load_batch};
+pub use weights::{Minibatch, Weights, load_batches};
 
 use zc_space::{Cell, NUM_EDGES, Op};
 

@@ -81,46 +81,59 @@ impl Weights {
     }
 }
 
-/// Reads a minibatch from a safetensors file holding `inputs` (float32 `[N,3,H,W]`, square)
-/// and `targets` (int64 `[N]`), as the parity fixtures do. Other tensors are ignored.
-pub fn load_batch(path: &Path) -> Result<Minibatch, ProxyError> {
+/// Reads the minibatches of a safetensors file: stream 0 from `inputs` (float32 or float64
+/// `[N,3,H,W]`, square) and `targets` (int64 `[N]`), as the parity fixtures hold them, and
+/// streams 1, 2, ... from `inputs_1`/`targets_1`, ... while the file has them (for proxies that
+/// use several minibatches). Other tensors are ignored.
+pub fn load_batches(path: &Path) -> Result<Vec<Minibatch>, ProxyError> {
     let bytes = read(path)?;
     let file = parse(path, &bytes)?;
-    let get = |name: &str| {
-        file.tensor(name).map_err(|_| ProxyError::BadTensor {
+    let mut batches = Vec::new();
+    loop {
+        let suffix = match batches.len() {
+            0 => String::new(),
+            k => format!("_{k}"),
+        };
+        let (inputs_name, targets_name) = (format!("inputs{suffix}"), format!("targets{suffix}"));
+        if !batches.is_empty() && file.tensor(&inputs_name).is_err() {
+            return Ok(batches);
+        }
+        let get = |name: &str| {
+            file.tensor(name).map_err(|_| ProxyError::BadTensor {
+                path: path.into(),
+                name: name.into(),
+                reason: "is missing (a batch file needs `inputs` and `targets`)".into(),
+            })
+        };
+        let inputs = get(&inputs_name)?;
+        let targets = get(&targets_name)?;
+        let bad = |name: &str, reason: String| ProxyError::BadTensor {
             path: path.into(),
             name: name.into(),
-            reason: "is missing (a batch file needs `inputs` and `targets`)".into(),
-        })
-    };
-    let inputs = get("inputs")?;
-    let targets = get("targets")?;
-    let bad = |name: &str, reason: String| ProxyError::BadTensor {
-        path: path.into(),
-        name: name.into(),
-        reason,
-    };
-    let shape = inputs.shape();
-    if shape.len() != 4 || shape[1] != 3 || shape[2] != shape[3] {
-        return Err(bad(
-            "inputs",
-            format!("has shape {shape:?}, expected [N, 3, H, H]"),
-        ));
+            reason,
+        };
+        let shape = inputs.shape();
+        if shape.len() != 4 || shape[1] != 3 || shape[2] != shape[3] {
+            return Err(bad(
+                &inputs_name,
+                format!("has shape {shape:?}, expected [N, 3, H, H]"),
+            ));
+        }
+        if targets.shape() != [shape[0]] || targets.dtype() != Dtype::I64 {
+            return Err(bad(&targets_name, format!("must be int64 [{}]", shape[0])));
+        }
+        let labels = targets
+            .data()
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().expect("chunks of 8 bytes")))
+            .collect();
+        batches.push(Minibatch {
+            images: floats(path, &inputs_name, inputs.dtype(), inputs.data())?,
+            labels,
+            batch_size: shape[0],
+            resolution: shape[2],
+        });
     }
-    if targets.shape() != [shape[0]] || targets.dtype() != Dtype::I64 {
-        return Err(bad("targets", format!("must be int64 [{}]", shape[0])));
-    }
-    let labels = targets
-        .data()
-        .chunks_exact(8)
-        .map(|b| i64::from_le_bytes(b.try_into().expect("chunks of 8 bytes")))
-        .collect();
-    Ok(Minibatch {
-        images: floats(path, "inputs", inputs.dtype(), inputs.data())?,
-        labels,
-        batch_size: shape[0],
-        resolution: shape[2],
-    })
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ProxyError> {

@@ -45,7 +45,7 @@ fn score(values: &[f64], rows: usize, cols: usize) -> f64 {
 
 /// `np.corrcoef` of the rows (float64, clipped to [-1, 1]); `None` when a row is constant or
 /// not finite.
-fn correlation(values: &[f64], rows: usize, cols: usize) -> Option<DMatrix<f64>> {
+pub(super) fn correlation(values: &[f64], rows: usize, cols: usize) -> Option<DMatrix<f64>> {
     let centred: Vec<Vec<f64>> = values
         .chunks_exact(cols)
         .map(|row| {

@@ -4,20 +4,23 @@
 //! once per cell and hands every proxy the shared results in [`ProxyInputs`].
 //! To add a proxy: write a file here implementing [`Proxy`] and list it in [`REGISTRY`].
 
+mod epe_nas;
 mod fisher;
 mod flops;
 mod grad_norm;
 mod grasp;
 mod jacob_cov;
 mod l2_norm;
+mod nwot;
 mod params;
 mod plain;
 mod snip;
 mod synflow;
+mod zico;
 
 use crate::ProxyError;
 use crate::network::{Nb201Network, Weights};
-use crate::pass::{InputJacobian, LossGradients, PassKind, SynflowGradients};
+use crate::pass::{InputJacobian, LossGradients, PassKind, PassResults, SynflowGradients};
 
 /// A proxy's value for one cell.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,8 +50,8 @@ impl Score {
     }
 }
 
-/// Everything a proxy may read: the network, its weights, the minibatch resolution and the
-/// results of the passes it declared.
+/// Everything a proxy may read: the network, its weights, the minibatch's resolution and
+/// labels, and the results of the passes it declared.
 pub struct ProxyInputs<'a> {
     /// The network scored.
     pub network: &'a Nb201Network,
@@ -56,15 +59,10 @@ pub struct ProxyInputs<'a> {
     pub weights: &'a Weights,
     /// Input resolution of the minibatch.
     pub resolution: usize,
-    pub(crate) loss: Option<LossGradients>,
-    pub(crate) hessian_gradient: Option<Vec<Vec<f64>>>,
-    pub(crate) jacobian: Option<InputJacobian>,
-    pub(crate) synflow: Option<SynflowGradients>,
-    pub(crate) synflow_bn: Option<SynflowGradients>,
-}
-
-fn missing(pass: PassKind) -> ProxyError {
-    ProxyError::PassNotRun(pass.name())
+    /// Class labels of the minibatch (stream 0).
+    pub labels: &'a [i64],
+    /// The results of the passes that ran.
+    pub passes: &'a PassResults,
 }
 
 impl ProxyInputs<'_> {
@@ -75,31 +73,26 @@ impl ProxyInputs<'_> {
 
     /// The loss pass.
     pub fn loss(&self) -> Result<&LossGradients, ProxyError> {
-        self.loss.as_ref().ok_or(missing(PassKind::Loss))
+        self.passes.loss(PassKind::Loss)
     }
 
     /// H g per weight layer.
     pub fn hessian_gradient(&self) -> Result<&[Vec<f64>], ProxyError> {
-        self.hessian_gradient
-            .as_deref()
-            .ok_or(missing(PassKind::HessianGradient))
+        self.passes.hessian_gradient()
     }
 
     /// The input Jacobian.
     pub fn jacobian(&self) -> Result<&InputJacobian, ProxyError> {
-        self.jacobian
-            .as_ref()
-            .ok_or(missing(PassKind::InputJacobian))
+        self.passes.jacobian()
     }
 
     /// A synflow pass, with or without the BNs outside the reduction blocks.
     pub fn synflow(&self, keep_bn: bool) -> Result<&SynflowGradients, ProxyError> {
-        let (result, kind) = if keep_bn {
-            (&self.synflow_bn, PassKind::SynflowBn)
+        self.passes.synflow(if keep_bn {
+            PassKind::SynflowBn
         } else {
-            (&self.synflow, PassKind::Synflow)
-        };
-        result.as_ref().ok_or(missing(kind))
+            PassKind::Synflow
+        })
     }
 
     /// Applies `f` to (weights, gradients) of every layer: a per-layer score from the loss pass.
@@ -140,6 +133,9 @@ pub static REGISTRY: &[&dyn Proxy] = &[
     &l2_norm::L2Norm,
     &params::Params,
     &flops::Flops,
+    &nwot::Nwot,
+    &epe_nas::EpeNas,
+    &zico::Zico,
 ];
 
 /// Looks a proxy up by name.

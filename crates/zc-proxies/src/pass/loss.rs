@@ -1,0 +1,58 @@
+//! The loss pass: forward + backward of the cross-entropy on a minibatch (BN on), with fisher's
+//! taps when asked for.
+
+use super::{PassCx, device_params, inputs, layer_grads, one_hot, to_host};
+use crate::ProxyError;
+use crate::network::forward::{ForwardConfig, NormMode, cross_entropy, forward};
+
+/// Result of the loss pass.
+#[derive(Debug, Clone)]
+pub struct LossGradients {
+    /// dL/dW per weight layer (flattened, [`Nb201Network::layers`] order).
+    pub grads: Vec<Vec<f64>>,
+    /// Per layer: sum over output channels k of `0.5 * mean_n (sum_hw A*G)^2`; present when
+    /// the pass ran with fisher taps.
+    pub fisher_channel_sums: Option<Vec<f64>>,
+}
+
+/// Forward + backward of the loss on minibatch `stream`; with `fisher`, also the per-layer
+/// fisher channel sums.
+pub(super) fn run(
+    cx: &PassCx<'_>,
+    stream: usize,
+    fisher: bool,
+) -> Result<LossGradients, ProxyError> {
+    let (net, weights, device) = (cx.net, cx.weights, cx.device);
+    let batch = cx.batch(stream)?;
+    let batch = batch.as_ref();
+    let dtype = cx.precision.dtype();
+    let params = device_params(net, weights, device, dtype, false, true);
+    let config = ForwardConfig {
+        norms: NormMode::All,
+        fisher_taps: fisher,
+        direction: None,
+        relu_kernel: false,
+    };
+    let out = forward(net, &params, inputs(batch, device, dtype), config);
+    let loss = cross_entropy(out.logits, one_hot(batch, net.num_classes(), device, dtype));
+    let grads = loss.backward();
+    let fisher_channel_sums = fisher.then(|| {
+        let mut sums = vec![0.0; net.layers().len()];
+        for tap in &out.taps {
+            let Some(g) = tap.leaf.grad(&grads) else {
+                continue;
+            };
+            let a = tap.activation.clone().inner();
+            let [n, c, _, _] = a.dims();
+            // s_nk = sum over space of A*G; F_k = 0.5 * mean_n s_nk^2.
+            let s = (a * g).sum_dims(&[2, 3]).reshape([n, c]);
+            let f = s.square().mean_dim(0).mul_scalar(0.5).abs();
+            sums[tap.layer] += to_host(f).iter().sum::<f64>();
+        }
+        sums
+    });
+    Ok(LossGradients {
+        grads: layer_grads(net, &params, &grads),
+        fisher_channel_sums,
+    })
+}
