@@ -57,6 +57,28 @@ pub fn data_dir(flag: Option<PathBuf>, project: Option<&Path>) -> anyhow::Result
     Ok(dir.canonicalize().unwrap_or(dir))
 }
 
+/// Loads a sweep config with the command line's overrides: the ground truth and the
+/// experiment, its relative `output` resolved in the project directory, `--all-cells` and
+/// `--output` applied.
+pub fn load_experiment(
+    data_dir: &Path,
+    project: Option<&Path>,
+    config: &Path,
+    all_cells: bool,
+    output: Option<PathBuf>,
+) -> anyhow::Result<(zc_benchmark::GroundTruth, zc_cli::config::Experiment)> {
+    let table = zc_benchmark::GroundTruth::load_shipped(data_dir)?;
+    let mut experiment = zc_cli::config::Experiment::load(config, &table)?;
+    experiment.output = in_project(project, &experiment.output);
+    if all_cells {
+        experiment.select_all_cells(&table);
+    }
+    if let Some(output) = output {
+        experiment.set_output(output);
+    }
+    Ok((table, experiment))
+}
+
 /// Resolves a path from a config: relative paths are relative to the project directory (the
 /// current directory outside a project).
 pub fn in_project(project: Option<&Path>, path: &Path) -> PathBuf {

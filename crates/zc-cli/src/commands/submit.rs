@@ -3,9 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use zc_benchmark::GroundTruth;
 use zc_cli::cluster::{self, Plan, ShardState, SlurmOptions};
-use zc_cli::config::Experiment;
 
 /// Arguments of `zc submit`.
 #[derive(clap::Args)]
@@ -53,15 +51,13 @@ pub struct Args {
 
 /// Runs `zc submit`.
 pub fn run(data_dir: &Path, project: Option<&Path>, args: Args) -> anyhow::Result<()> {
-    let table = GroundTruth::load_shipped(data_dir)?;
-    let mut experiment = Experiment::load(&args.config, &table)?;
-    experiment.output = super::in_project(project, &experiment.output);
-    if args.all_cells {
-        experiment.select_all_cells(&table);
-    }
-    if let Some(output) = &args.output {
-        experiment.set_output(output.clone());
-    }
+    let (_, experiment) = super::load_experiment(
+        data_dir,
+        project,
+        &args.config,
+        args.all_cells,
+        args.output.clone(),
+    )?;
     if args.cpus_per_task == 0 || args.minutes_per_task <= 0.0 {
         bail!("--cpus-per-task and --minutes-per-task must be positive");
     }

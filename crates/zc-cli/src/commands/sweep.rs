@@ -2,8 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use zc_benchmark::GroundTruth;
-use zc_cli::config::Experiment;
 use zc_cli::sweep::{self, Shard};
 
 /// Arguments of `zc sweep`.
@@ -27,15 +25,8 @@ pub struct Args {
 
 /// Runs `zc sweep`.
 pub fn run(data_dir: &Path, project: Option<&Path>, args: Args) -> anyhow::Result<()> {
-    let table = GroundTruth::load_shipped(data_dir)?;
-    let mut experiment = Experiment::load(&args.config, &table)?;
-    experiment.output = super::in_project(project, &experiment.output);
-    if args.all_cells {
-        experiment.select_all_cells(&table);
-    }
-    if let Some(output) = args.output {
-        experiment.set_output(output);
-    }
+    let (table, mut experiment) =
+        super::load_experiment(data_dir, project, &args.config, args.all_cells, args.output)?;
     if let Some(workers) = args.workers {
         experiment.set_workers(workers);
     }
