@@ -12,8 +12,10 @@ executed from their repositories (fetched, not copied here):
 - zico: `getgrad` and `caculate_zico` of SLDGroup/ZiCo `ZeroShotProxy/compute_zico.py`, on
   the cross-entropy gradients of the two batches, gradients zeroed in between (their
   `getzico`'s loop, on the CPU);
-- nwot: `hooklogdet` of BayesWatch/nas-without-training `scores.py`, on the kernel their
-  `score_networks.py` hooks accumulate (ReLU input codes, after a backward that arms the hooks).
+- nwot: `hooklogdet` of BayesWatch/nas-without-training `scores.py`, on the kernel of a
+  transcription of their `score_networks.py` hooks (written inline there, not as functions):
+  every module whose type name contains "ReLU" (so ReLUConvBN too), armed by a backward, adds
+  its input's codes on a second forward.
 
 The functions are taken from the files by name with `ast` (their modules import datasets and
 GPU code at import time) and run unmodified. Writes `OUT/CELL.safetensors` (inputs, targets,

@@ -41,8 +41,10 @@ pub struct ProxyScore {
     pub name: &'static str,
     /// The value.
     pub score: Score,
-    /// Seconds: the proxy's own work plus its share of the passes it used (a pass shared by k
-    /// requested proxies counts 1/k to each), so the shares add up to the cell's total time.
+    /// Seconds: the proxy's own work plus its share of the passes it used (a pass used by k
+    /// requested proxies, directly, through a dependency, or because it also serves a kind they
+    /// list, as the fisher-tapped loss pass serves the loss, counts 1/k to each), so the shares
+    /// add up to the cell's total time.
     pub seconds: f64,
 }
 
@@ -151,7 +153,7 @@ impl Engine {
             weights,
             device: &self.device,
             precision: self.precision,
-            batch: &batch,
+            first_batch: &batch,
             data,
         };
         let mut results = PassResults::default();
@@ -170,12 +172,7 @@ impl Engine {
             passes: &results,
         };
         let share = |kind: PassKind| {
-            let serves = |p: &&&dyn Proxy| {
-                p.passes()
-                    .iter()
-                    .any(|k| *k == kind || kind.also_serves().contains(k))
-            };
-            let users = proxies.iter().filter(serves).count().max(1);
+            let users = proxies.iter().filter(|p| uses(**p, kind)).count().max(1);
             let seconds: f64 = pass_seconds
                 .iter()
                 .filter(|(k, _)| *k == kind)
@@ -189,14 +186,10 @@ impl Engine {
                 let start = Instant::now();
                 let score = proxy.score(&inputs)?;
                 let own = start.elapsed().as_secs_f64();
-                let used = |k: &PassKind| {
-                    proxy.passes().contains(k)
-                        || k.also_serves().iter().any(|s| proxy.passes().contains(s))
-                };
                 let seconds = own
                     + pass_seconds
                         .iter()
-                        .filter(|(k, _)| used(k))
+                        .filter(|(k, _)| uses(*proxy, *k))
                         .map(|(k, _)| share(*k))
                         .sum::<f64>();
                 Ok(ProxyScore {
@@ -211,4 +204,15 @@ impl Engine {
             passes: pass_seconds,
         })
     }
+}
+
+/// Whether `proxy` uses the result of `kind`: it lists `kind`, a kind `kind` also serves, or a
+/// kind that depends on it (at any depth).
+fn uses(proxy: &dyn Proxy, kind: PassKind) -> bool {
+    fn reaches(from: PassKind, kind: PassKind) -> bool {
+        from == kind
+            || kind.also_serves().contains(&from)
+            || from.deps().iter().any(|&d| reaches(d, kind))
+    }
+    proxy.passes().iter().any(|&p| reaches(p, kind))
 }

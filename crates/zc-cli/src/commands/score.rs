@@ -7,7 +7,7 @@ use zc_benchmark::GroundTruth;
 use zc_data::{DataLoad, Dataset, ImageSet, MinibatchSampler};
 use zc_proxies::{
     Backend, Engine, FixedBatches, Nb201Network, Precision, SampledBatches, Weights, load_batches,
-    proxy,
+    pass::PassKind, proxy,
 };
 
 /// Arguments of `zc score`.
@@ -64,6 +64,21 @@ pub fn run(data_dir: &Path, args: Args) -> anyhow::Result<()> {
     let scores = match &args.batch {
         Some(path) => {
             let batches = load_batches(path)?;
+            let mut proxies = proxies;
+            if batches.len() < 2 && args.proxies.trim() == "all" {
+                // `all` on a one-batch file: leave out what needs a second minibatch, and say so.
+                proxies.retain(|p| {
+                    let needs_two = p.passes().contains(&PassKind::SecondBatchLoss);
+                    if needs_two {
+                        eprintln!(
+                            "note: {} left out: it needs a second minibatch (inputs_1/targets_1 in {})",
+                            p.name(),
+                            path.display()
+                        );
+                    }
+                    !needs_two
+                });
+            }
             engine.score_from(&network, &weights, &FixedBatches(&batches), &proxies)?
         }
         None => {

@@ -102,7 +102,9 @@ pub fn load_batches(path: &Path) -> Result<Vec<Minibatch>, ProxyError> {
             file.tensor(name).map_err(|_| ProxyError::BadTensor {
                 path: path.into(),
                 name: name.into(),
-                reason: "is missing (a batch file needs `inputs` and `targets`)".into(),
+                reason: format!(
+                    "is missing (a batch file needs `{inputs_name}` and `{targets_name}`)"
+                ),
             })
         };
         let inputs = get(&inputs_name)?;

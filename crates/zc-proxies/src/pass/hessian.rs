@@ -9,7 +9,7 @@ use crate::network::forward::{ForwardConfig, NormMode, cross_entropy_tangent, fo
 /// Hessian-vector product `H g` over the conv/linear weights, by back-propagating the forward-mode
 /// tangent of the loss along `direction` (the loss gradient, held constant).
 pub(super) fn run(cx: &PassCx<'_>, direction: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, ProxyError> {
-    let (net, weights, device, batch) = (cx.net, cx.weights, cx.device, cx.batch);
+    let (net, weights, device, batch) = (cx.net, cx.weights, cx.device, cx.first_batch);
     let dtype = cx.precision.dtype();
     let params = device_params(net, weights, device, dtype, false, true);
     let direction: Vec<Tensor<1>> = direction

@@ -17,7 +17,7 @@ pub struct InputJacobian {
 
 /// d(sum of logits)/d(input), BN on: one row per image.
 pub(super) fn run(cx: &PassCx<'_>) -> Result<InputJacobian, ProxyError> {
-    let (net, weights, device, batch) = (cx.net, cx.weights, cx.device, cx.batch);
+    let (net, weights, device, batch) = (cx.net, cx.weights, cx.device, cx.first_batch);
     let dtype = cx.precision.dtype();
     let params = device_params(net, weights, device, dtype, false, false);
     let x = inputs(batch, device, dtype).require_grad();

@@ -3,8 +3,10 @@
 //! to the host as float64.
 //!
 //! To add a pass: write its file with a `run(cx: &PassCx, ...)`, add a [`PassKind`] (after its
-//! dependencies) with its name, [`PassKind::deps`] and one line in [`PassKind::run`], a
-//! [`PassOutput`] variant if its result is of a new type, and an accessor on [`PassResults`].
+//! dependencies) with its name, [`PassKind::deps`] (and [`PassKind::also_serves`] if its
+//! result is another kind's too) and one line in [`PassKind::run`], a [`PassOutput`] variant if
+//! its result is of a new type, and an accessor on [`PassResults`]; give the shard sizing of
+//! `zc submit` (`zc-cli/src/cluster.rs`, `pass_seconds`) its typical cost.
 
 mod hessian;
 mod jacobian;
@@ -88,7 +90,7 @@ impl PassKind {
                 Err(_) => loss::run(cx, 0, false)?,
             }),
             PassKind::HessianGradient => {
-                PassOutput::Gradients(hessian::run(cx, &done.loss(PassKind::Loss)?.grads)?)
+                PassOutput::HessianGradient(hessian::run(cx, &done.loss(PassKind::Loss)?.grads)?)
             }
             PassKind::InputJacobian => PassOutput::Jacobian(jacobian::run(cx)?),
             PassKind::Synflow => PassOutput::Synflow(synflow::run(cx, NormMode::ReductionOnly)),
@@ -120,7 +122,8 @@ impl BatchSource for FixedBatches<'_> {
 
 /// Minibatches drawn by a sampler for one cell: stream 0 is `sampler.batch(key)` (what every
 /// sweep has always used), stream s is `sampler.batch(key + s * 2^32)`, an independent draw
-/// (cell keys are below 2^32).
+/// (cell keys are below 2^32). Independent draws from a small image set can share images
+/// (two random 64-image batches of the 1,000 shipped CIFAR-10 images share about 4).
 pub struct SampledBatches<'a> {
     /// The sampler (seeded, with the data load).
     pub sampler: &'a zc_data::MinibatchSampler,
@@ -145,7 +148,7 @@ pub struct PassCx<'a> {
     /// Precision of the minibatch passes.
     pub precision: Precision,
     /// Minibatch stream 0, drawn once.
-    pub batch: &'a Minibatch,
+    pub first_batch: &'a Minibatch,
     /// Every stream.
     pub data: &'a dyn BatchSource,
 }
@@ -154,7 +157,7 @@ impl PassCx<'_> {
     /// Minibatch `stream` (stream 0 without drawing it again), checked against the network.
     pub fn batch(&self, stream: usize) -> Result<std::borrow::Cow<'_, Minibatch>, ProxyError> {
         if stream == 0 {
-            return Ok(std::borrow::Cow::Borrowed(self.batch));
+            return Ok(std::borrow::Cow::Borrowed(self.first_batch));
         }
         let batch = self.data.batch(stream)?;
         check_batch(self.net, &batch)?;
@@ -167,8 +170,8 @@ impl PassCx<'_> {
 pub enum PassOutput {
     /// Loss gradients.
     Loss(LossGradients),
-    /// Per-layer values (H g).
-    Gradients(Vec<Vec<f64>>),
+    /// H g per weight layer.
+    HessianGradient(Vec<Vec<f64>>),
     /// Input Jacobian rows.
     Jacobian(InputJacobian),
     /// synflow's |W| and gradients.
@@ -188,11 +191,6 @@ impl PassResults {
         self.outputs.insert(kind, output);
     }
 
-    /// Whether `kind` ran.
-    pub fn contains(&self, kind: PassKind) -> bool {
-        self.outputs.contains_key(&kind)
-    }
-
     fn get(&self, kind: PassKind) -> Result<&PassOutput, ProxyError> {
         self.outputs
             .get(&kind)
@@ -210,7 +208,7 @@ impl PassResults {
     /// H g per weight layer.
     pub fn hessian_gradient(&self) -> Result<&[Vec<f64>], ProxyError> {
         match self.get(PassKind::HessianGradient)? {
-            PassOutput::Gradients(g) => Ok(g),
+            PassOutput::HessianGradient(g) => Ok(g),
             _ => Err(ProxyError::PassNotRun(PassKind::HessianGradient.name())),
         }
     }
@@ -378,4 +376,37 @@ pub(crate) fn check_batch(network: &Nb201Network, batch: &Minibatch) -> Result<(
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PassKind;
+
+    const ALL: [PassKind; 8] = [
+        PassKind::FisherTaps,
+        PassKind::Loss,
+        PassKind::HessianGradient,
+        PassKind::InputJacobian,
+        PassKind::Synflow,
+        PassKind::SynflowBn,
+        PassKind::SecondBatchLoss,
+        PassKind::ReluKernel,
+    ];
+
+    /// The engine runs kinds in declaration order: what a kind reads (its dependencies, and
+    /// the kinds whose result it may reuse) must come first.
+    #[test]
+    fn dependencies_and_reused_results_come_first() {
+        for kind in ALL {
+            for dep in kind.deps() {
+                assert!(dep < &kind, "{} depends on {}", kind.name(), dep.name());
+            }
+            for served in kind.also_serves() {
+                assert!(&kind < served, "{} reuses {}", served.name(), kind.name());
+            }
+        }
+        let mut names: Vec<&str> = ALL.iter().map(|k| k.name()).collect();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+    }
 }

@@ -6,8 +6,9 @@ use super::{PassCx, device_params, inputs, to_host};
 use crate::ProxyError;
 use crate::network::forward::{ForwardConfig, NormMode, forward};
 
-/// `K[i][j]` = number of ReLU units (over every ReLU of the network) on which images i and j
-/// agree (both active or both inactive), as nwot's hooks accumulate it.
+/// `K[i][j]` = number of ReLU units on which images i and j agree (both active or both
+/// inactive), summed over the ReLUs as nwot's authors' hooks count them: twice for a
+/// ReLU-conv-BN op's ReLU, once for the head's.
 #[derive(Debug, Clone)]
 pub struct ReluKernel {
     /// Row-major `[n, n]`.
@@ -17,7 +18,7 @@ pub struct ReluKernel {
 }
 
 pub(super) fn run(cx: &PassCx<'_>) -> Result<ReluKernel, ProxyError> {
-    let (net, weights, device, batch) = (cx.net, cx.weights, cx.device, cx.batch);
+    let (net, weights, device, batch) = (cx.net, cx.weights, cx.device, cx.first_batch);
     let dtype = cx.precision.dtype();
     let params = device_params(net, weights, device, dtype, false, false);
     let config = ForwardConfig {

@@ -16,7 +16,8 @@ pub struct SynflowGradients {
 
 /// synflow's pass: |theta| in float64, R = sum of logits of one all-ones image, backward.
 pub(super) fn run(cx: &PassCx<'_>, norms: NormMode) -> SynflowGradients {
-    let (net, weights, device, resolution) = (cx.net, cx.weights, cx.device, cx.batch.resolution);
+    let (net, weights, device, resolution) =
+        (cx.net, cx.weights, cx.device, cx.first_batch.resolution);
     let params = device_params(net, weights, device, DType::F64, true, true);
     let x = Tensor::<4>::ones([1, 3, resolution, resolution], (device, DType::F64));
     let out = forward(

@@ -20,7 +20,9 @@ mod zico;
 
 use crate::ProxyError;
 use crate::network::{Nb201Network, Weights};
-use crate::pass::{InputJacobian, LossGradients, PassKind, PassResults, SynflowGradients};
+use crate::pass::{
+    InputJacobian, LossGradients, PassKind, PassResults, ReluKernel, SynflowGradients,
+};
 
 /// A proxy's value for one cell.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,6 +86,16 @@ impl ProxyInputs<'_> {
     /// The input Jacobian.
     pub fn jacobian(&self) -> Result<&InputJacobian, ProxyError> {
         self.passes.jacobian()
+    }
+
+    /// The loss pass on the second minibatch.
+    pub fn second_loss(&self) -> Result<&LossGradients, ProxyError> {
+        self.passes.loss(PassKind::SecondBatchLoss)
+    }
+
+    /// The ReLU-code kernel.
+    pub fn relu_kernel(&self) -> Result<&ReluKernel, ProxyError> {
+        self.passes.relu_kernel()
     }
 
     /// A synflow pass, with or without the BNs outside the reduction blocks.

@@ -32,7 +32,7 @@ impl Proxy for Nwot {
         &[PassKind::ReluKernel]
     }
     fn score(&self, inputs: &ProxyInputs<'_>) -> Result<Score, ProxyError> {
-        let kernel = inputs.passes.relu_kernel()?;
+        let kernel = inputs.relu_kernel()?;
         Ok(Score::scalar(log_abs_det(&kernel.values, kernel.n)))
     }
 }

@@ -7,6 +7,8 @@
 //! (|g₁ − g₂| / 2) and μ = mean of their absolute values; per layer `t = Σ μ/σ` over the
 //! weights with σ ≠ 0; the score is `Σ log t` over the layers with t ≠ 0. (The paper's Eq. 15
 //! writes the std of |∇|; the code, which produced the published numbers, uses the signed one.)
+//! The authors' two batches are disjoint (consecutive shuffled batches); the sampler's streams
+//! are independent draws, which can share a few images of a small image set.
 
 use super::{Proxy, ProxyInputs, Score};
 use crate::{ProxyError, pass::PassKind};
@@ -26,7 +28,7 @@ impl Proxy for Zico {
     }
     fn score(&self, inputs: &ProxyInputs<'_>) -> Result<Score, ProxyError> {
         let first = &inputs.loss()?.grads;
-        let second = &inputs.passes.loss(PassKind::SecondBatchLoss)?.grads;
+        let second = &inputs.second_loss()?.grads;
         let per_layer: Vec<f64> = first
             .iter()
             .zip(second)
