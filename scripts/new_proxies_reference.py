@@ -17,11 +17,21 @@ executed from their repositories (fetched, not copied here):
   every module whose type name contains "ReLU" (so ReLUConvBN too), armed by a backward, adds
   its input's codes on a second forward.
 
+- zen: `network_weight_gaussian_init` and `compute_nas_score` of idstcv/ZenNAS
+  `ZeroShotProxy/compute_zen_score.py` (repeat 1, γ 1e-2, batch 16, float32 as theirs runs),
+  seeded with torch.manual_seed(4000 + k); the Gaussian weights and inputs it drew are replayed
+  and saved (`CELL_zen.safetensors`: the weights in the reference's names, `inputs`, `inputs_1`)
+  so that ours can be computed on the same draws. Adaptations to the nasbench2 network: its
+  cell BatchNorms have neither affine parameters nor running statistics, on which the authors'
+  loops fail, so they become a functional batch norm that is not an `nn.BatchNorm2d` (same
+  values, skipped by the loops, as MeCo's port skips them); and the network gets the
+  `forward_pre_GAP` the authors' models have (everything up to global pooling).
+
 The functions are taken from the files by name with `ast` (their modules import datasets and
 GPU code at import time) and run unmodified. Writes `OUT/CELL.safetensors` (inputs, targets,
 inputs_1, targets_1, float32) and `OUT/expected.json`.
 
-Usage: new_proxies_reference.py --epe DIR --zico DIR --naswot DIR --out data/fixtures/new-proxies
+Usage: new_proxies_reference.py --epe DIR --zico DIR --naswot DIR --zen DIR --out data/fixtures/new-proxies
 (DIR: a checkout of each repository, e.g. from `git worktree`/`git archive` of a fetched mirror.)
 """
 import argparse
@@ -43,6 +53,8 @@ sys.path.insert(0, os.path.join(ROOT, "..", "shared", "bench", "reference"))
 from foresight.models import nasbench2  # noqa: E402
 
 CELLS = ["a_dense", "r1_idx4215", "x_degenerate"]
+# zen's fixtures hold every Gaussian weight: cells with few convs keep them small.
+ZEN_CELLS = ["b_cheap", "r2_idx7985", "x_degenerate"]
 BATCH = 16
 
 
@@ -76,6 +88,55 @@ def model(arch, weights):
     if missing:
         raise SystemExit(f"weights do not fit {arch}: missing {missing}")
     return net.double().train()
+
+
+class FunctionalBatchNorm(nn.Module):
+    """A BatchNorm without affine parameters or running statistics, as nasbench2's cell BNs."""
+
+    def __init__(self, eps):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x):
+        return F.batch_norm(x, None, None, training=True, eps=self.eps)
+
+
+def zen_model(arch, weights):
+    net = model(arch, weights).float()
+    for stack in (net.stack_cell1, net.stack_cell2, net.stack_cell3):
+        for module in stack.modules():
+            for name, child in module.named_children():
+                if isinstance(child, nn.BatchNorm2d) and not child.track_running_stats:
+                    setattr(module, name, FunctionalBatchNorm(child.eps))
+
+    def forward_pre_gap(self, x):
+        x = self.stem(x)
+        x = self.stack_cell1(x)
+        x = self.reduction1(x)
+        x = self.stack_cell2(x)
+        x = self.reduction2(x)
+        x = self.stack_cell3(x)
+        return self.top.lastact(x)
+
+    net.forward_pre_GAP = forward_pre_gap.__get__(net)
+    return net
+
+
+def zen(arch, weights, seed, ns, out_file):
+    net = zen_model(arch, weights)
+    torch.manual_seed(seed)
+    value = ns["compute_nas_score"](None, net, 1e-2, 32, BATCH, 1)["avg_nas_score"]
+    # Replay the same draws to save them.
+    replay = zen_model(arch, weights)
+    torch.manual_seed(seed)
+    ns["network_weight_gaussian_init"](replay)
+    x1 = torch.randn(size=[BATCH, 3, 32, 32], dtype=torch.float32)
+    x2 = torch.randn(size=[BATCH, 3, 32, 32], dtype=torch.float32)
+    tensors = {k: v.contiguous() for k, v in replay.state_dict().items() if v.dtype.is_floating_point}
+    tensors["inputs"] = x1
+    tensors["inputs_1"] = x2
+    save_file(tensors, out_file)
+    return float(value)
 
 
 def batches(seed):
@@ -140,6 +201,7 @@ def main():
     p.add_argument("--epe", required=True)
     p.add_argument("--zico", required=True)
     p.add_argument("--naswot", required=True)
+    p.add_argument("--zen", required=True)
     p.add_argument("--out", required=True)
     a = p.parse_args()
     torch.set_num_threads(1)
@@ -149,6 +211,11 @@ def main():
         os.path.join(a.zico, "ZeroShotProxy", "compute_zico.py"), ["getgrad", "caculate_zico"], ns
     )
     authors_functions(os.path.join(a.naswot, "scores.py"), ["hooklogdet"], ns)
+    authors_functions(
+        os.path.join(a.zen, "ZeroShotProxy", "compute_zen_score.py"),
+        ["network_weight_gaussian_init", "compute_nas_score"],
+        ns,
+    )
     meta = json.load(open(os.path.join(ROOT, "data", "fixtures", "parity", "expected.json")))
     archs = {c["arch_id"]: c["arch_str"] for c in meta["archs"]}
     os.makedirs(a.out, exist_ok=True)
@@ -185,6 +252,13 @@ def main():
         values = {k: (v if math.isfinite(v) else None) for k, v in values.items()}
         expected["cells"].append({"cell": cell, "arch": archs[cell], "values": values})
         print(cell, values)
+    expected["zen_cells"] = []
+    for k, cell in enumerate(ZEN_CELLS):
+        weights = load_file(os.path.join(ROOT, "data", "fixtures", "parity", f"{cell}.safetensors"))
+        value = zen(archs[cell], weights, 4000 + k, ns, os.path.join(a.out, f"{cell}_zen.safetensors"))
+        value = value if math.isfinite(value) else None
+        expected["zen_cells"].append({"cell": cell, "arch": archs[cell], "zen": value})
+        print(cell, "zen", value)
     json.dump(expected, open(os.path.join(a.out, "expected.json"), "w"), indent=1)
 
 

@@ -9,7 +9,7 @@ use burn::tensor::Device;
 use crate::ProxyError;
 use crate::network::{Minibatch, Nb201Network, Weights};
 use crate::pass::{
-    BatchSource, FixedBatches, PassCx, PassKind, PassResults, Precision, check_batch,
+    BatchSource, FixedBatches, PassCx, PassKind, PassResults, Precision, ZenTerms, check_batch,
 };
 use crate::proxy::{Proxy, ProxyInputs, Score};
 
@@ -104,6 +104,28 @@ impl Engine {
     /// Precision of the minibatch passes.
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+
+    /// Zen's terms for given (Gaussian) `weights` and inputs `x1`, `x2` of `shape`: what the zen
+    /// proxy computes after its own Gaussian draws, for checking it against other
+    /// implementations on the same draws.
+    pub fn zen_terms(
+        &self,
+        network: &Nb201Network,
+        weights: &Weights,
+        x1: &[f32],
+        x2: &[f32],
+        shape: [usize; 4],
+    ) -> ZenTerms {
+        crate::pass::zen_terms(
+            network,
+            weights,
+            x1,
+            x2,
+            shape,
+            &self.device,
+            self.precision,
+        )
     }
 
     /// Scores `network` with `weights` on `batch` for every proxy in `proxies` (a proxy that

@@ -37,6 +37,9 @@ pub struct ForwardConfig<'a> {
     pub direction: Option<&'a [Tensor<1>]>,
     /// Accumulate nwot's kernel of binary ReLU codes over every ReLU's input.
     pub relu_kernel: bool,
+    /// Record zen's observations: the feature map before global pooling and the unbiased batch
+    /// variance of every affine BatchNorm (the ones with running statistics in the reference).
+    pub zen: bool,
 }
 
 /// A conv/linear output and the zero leaf added to it (both `[N, C, H, W]`, linear as `[N, C, 1, 1]`).
@@ -62,6 +65,11 @@ pub struct ForwardOutput {
     /// contains "ReLU") count them: twice for the ReLU of a ReLU-conv-BN op (each conv edge, the
     /// reduction blocks' two: the op's hook and its ReLU's), once for the head's ReLU.
     pub relu_kernel: Option<Tensor<2>>,
+    /// The head's output before global average pooling `[N, C, H, W]`, with `zen`.
+    pub pre_gap: Option<Tensor<4>>,
+    /// Per affine BatchNorm, in forward order: the per-channel unbiased batch variance of its
+    /// input, with `zen`.
+    pub bn_variances: Vec<Tensor<1>>,
 }
 
 /// An activation with its optional tangent (`None` means a zero tangent).
@@ -101,6 +109,7 @@ struct Pass<'a> {
     config: ForwardConfig<'a>,
     taps: Vec<FisherTap>,
     relu_kernel: Option<Tensor<2>>,
+    bn_variances: Vec<Tensor<1>>,
 }
 
 /// Runs the network on `x` (`[N, 3, H, W]`) with parameter tensors `params` (flattened, in
@@ -117,6 +126,7 @@ pub fn forward(
         config,
         taps: Vec::new(),
         relu_kernel: None,
+        bn_variances: Vec::new(),
     };
     let (stem_conv, stem_norm) = net.stem;
     let mut h = pass.conv(Act { v: x, t: None }, stem_conv);
@@ -138,6 +148,7 @@ pub fn forward(
     }
     h = pass.norm(h, net.head_norm, false);
     h = pass.relu(h, 1.0);
+    let pre_gap = config.zen.then(|| h.v.clone());
     let [n, c, _, _] = h.v.dims();
     let features = Act {
         v: h.v.mean_dims(&[2, 3]).reshape([n, c]),
@@ -149,6 +160,8 @@ pub fn forward(
         tangent: logits.t,
         taps: pass.taps,
         relu_kernel: pass.relu_kernel,
+        pre_gap,
+        bn_variances: pass.bn_variances,
     }
 }
 
@@ -319,7 +332,7 @@ impl Pass<'_> {
 
     /// BatchNorm with batch statistics (and its tangent); `reduction` marks the reduction
     /// blocks' BNs, the only ones kept in [`NormMode::ReductionOnly`].
-    fn norm(&self, x: Act<4>, norm: Norm, reduction: bool) -> Act<4> {
+    fn norm(&mut self, x: Act<4>, norm: Norm, reduction: bool) -> Act<4> {
         if self.config.norms == NormMode::ReductionOnly && !reduction {
             return x;
         }
@@ -332,6 +345,17 @@ impl Pass<'_> {
             .add_scalar(BN_EPS)
             .sqrt()
             .recip();
+        if self.config.zen && matches!(norm, Norm::Affine { .. }) {
+            let [n, c, h, w] = centred.dims();
+            let count = (n * h * w) as f64;
+            let variance = centred
+                .clone()
+                .square()
+                .sum_dims(&dims)
+                .reshape([c])
+                .div_scalar(count - 1.0);
+            self.bn_variances.push(variance);
+        }
         let normed = centred.clone() * inv_std.clone();
         let tangent = x.t.map(|t| {
             let t_centred = t.clone() - t.mean_dims(&dims);

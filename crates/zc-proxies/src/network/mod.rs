@@ -8,6 +8,7 @@
 pub mod forward;
 mod weights;
 
+pub(crate) use weights::standard_normal;
 pub use weights::{Minibatch, Weights, load_batches};
 
 use zc_space::{Cell, NUM_EDGES, Op};

@@ -40,6 +40,34 @@ impl Weights {
         Self { values }
     }
 
+    /// Zen-NAS's re-initialisation: conv/linear weights standard normal, biases 0, BN gamma 1
+    /// and beta 0. Deterministic for `seed`.
+    pub fn gaussian(network: &Nb201Network, seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let values = network
+            .params()
+            .iter()
+            .map(|p| match p.role {
+                ParamRole::Weight { .. } => standard_normal(&mut rng, p.numel()),
+                ParamRole::Bias { .. } | ParamRole::BnBeta => vec![0.0; p.numel()],
+                ParamRole::BnGamma => vec![1.0; p.numel()],
+            })
+            .collect();
+        Self { values }
+    }
+
+    /// A 64-bit digest of every value (FNV-1a over the bits), to seed draws that must be
+    /// deterministic per cell and weight seed.
+    pub fn digest(&self) -> u64 {
+        let mut hash = 0xcbf2_9ce4_8422_2325u64;
+        for v in self.values.iter().flatten() {
+            for byte in v.to_bits().to_le_bytes() {
+                hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        hash
+    }
+
     /// Loads every parameter of `network` by its reference name from a safetensors file
     /// (float32 or float64). Tensors the network does not use are ignored; a missing tensor or a
     /// shape mismatch (e.g. a classifier for another class count) is an error.
@@ -136,6 +164,17 @@ pub fn load_batches(path: &Path) -> Result<Vec<Minibatch>, ProxyError> {
             resolution: shape[2],
         });
     }
+}
+
+/// `n` standard normal values (Box-Muller).
+pub(crate) fn standard_normal(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            let u1: f64 = 1.0 - rng.random::<f64>();
+            let u2: f64 = rng.random::<f64>();
+            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+        })
+        .collect()
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ProxyError> {

@@ -26,6 +26,7 @@ pub(super) fn run(cx: &PassCx<'_>) -> Result<InputJacobian, ProxyError> {
         fisher_taps: false,
         direction: None,
         relu_kernel: false,
+        zen: false,
     };
     let total = forward(net, &params, x.clone(), config).logits.sum();
     let rows = batch.batch_size;

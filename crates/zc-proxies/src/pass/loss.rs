@@ -32,6 +32,7 @@ pub(super) fn run(
         fisher_taps: fisher,
         direction: None,
         relu_kernel: false,
+        zen: false,
     };
     let out = forward(net, &params, inputs(batch, device, dtype), config);
     let loss = cross_entropy(out.logits, one_hot(batch, net.num_classes(), device, dtype));

@@ -13,6 +13,7 @@ mod jacobian;
 mod loss;
 mod relu_kernel;
 mod synflow;
+mod zen;
 
 use burn::tensor::{DType, Device, Gradients, Tensor, TensorData};
 
@@ -20,6 +21,8 @@ pub use jacobian::InputJacobian;
 pub use loss::LossGradients;
 pub use relu_kernel::ReluKernel;
 pub use synflow::SynflowGradients;
+pub(crate) use zen::zen_terms;
+pub use zen::{MIXUP_GAMMA, ZenTerms};
 
 use crate::ProxyError;
 use crate::network::forward::NormMode;
@@ -47,6 +50,8 @@ pub enum PassKind {
     SecondBatchLoss,
     /// The ReLU-pattern kernel of the minibatch (nwot): one forward, no backward.
     ReluKernel,
+    /// Zen-NAS's two forwards with Gaussian weights and inputs.
+    Zen,
 }
 
 impl PassKind {
@@ -61,6 +66,7 @@ impl PassKind {
             PassKind::SynflowBn => "synflow_bn",
             PassKind::SecondBatchLoss => "second_batch_loss",
             PassKind::ReluKernel => "relu_kernel",
+            PassKind::Zen => "zen",
         }
     }
 
@@ -97,6 +103,7 @@ impl PassKind {
             PassKind::SynflowBn => PassOutput::Synflow(synflow::run(cx, NormMode::All)),
             PassKind::SecondBatchLoss => PassOutput::Loss(loss::run(cx, 1, false)?),
             PassKind::ReluKernel => PassOutput::Kernel(relu_kernel::run(cx)?),
+            PassKind::Zen => PassOutput::Zen(zen::run(cx)?),
         })
     }
 }
@@ -178,6 +185,8 @@ pub enum PassOutput {
     Synflow(SynflowGradients),
     /// A kernel over the images of the batch.
     Kernel(ReluKernel),
+    /// Zen's terms.
+    Zen(ZenTerms),
 }
 
 /// The results of the passes that ran for one cell, by kind.
@@ -226,6 +235,14 @@ impl PassResults {
         match self.get(kind)? {
             PassOutput::Synflow(s) => Ok(s),
             _ => Err(ProxyError::PassNotRun(kind.name())),
+        }
+    }
+
+    /// Zen's terms.
+    pub fn zen(&self) -> Result<&ZenTerms, ProxyError> {
+        match self.get(PassKind::Zen)? {
+            PassOutput::Zen(z) => Ok(z),
+            _ => Err(ProxyError::PassNotRun(PassKind::Zen.name())),
         }
     }
 
@@ -382,7 +399,7 @@ pub(crate) fn check_batch(network: &Nb201Network, batch: &Minibatch) -> Result<(
 mod tests {
     use super::PassKind;
 
-    const ALL: [PassKind; 8] = [
+    const ALL: [PassKind; 9] = [
         PassKind::FisherTaps,
         PassKind::Loss,
         PassKind::HessianGradient,
@@ -391,6 +408,7 @@ mod tests {
         PassKind::SynflowBn,
         PassKind::SecondBatchLoss,
         PassKind::ReluKernel,
+        PassKind::Zen,
     ];
 
     /// The engine runs kinds in declaration order: what a kind reads (its dependencies, and

@@ -26,6 +26,7 @@ pub(super) fn run(cx: &PassCx<'_>) -> Result<ReluKernel, ProxyError> {
         fisher_taps: false,
         direction: None,
         relu_kernel: true,
+        zen: false,
     };
     let out = forward(net, &params, inputs(batch, device, dtype), config);
     let n = batch.batch_size;

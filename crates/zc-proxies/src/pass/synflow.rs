@@ -29,6 +29,7 @@ pub(super) fn run(cx: &PassCx<'_>, norms: NormMode) -> SynflowGradients {
             fisher_taps: false,
             direction: None,
             relu_kernel: false,
+            zen: false,
         },
     );
     let grads = out.logits.sum().backward();

@@ -16,6 +16,7 @@ mod params;
 mod plain;
 mod snip;
 mod synflow;
+mod zen;
 mod zico;
 
 use crate::ProxyError;
@@ -148,6 +149,7 @@ pub static REGISTRY: &[&dyn Proxy] = &[
     &nwot::Nwot,
     &epe_nas::EpeNas,
     &zico::Zico,
+    &zen::Zen,
 ];
 
 /// Looks a proxy up by name.
