@@ -17,6 +17,8 @@ executed from their repositories (fetched, not copied here):
   every module whose type name contains "ReLU" (so ReLUConvBN too), armed by a backward, adds
   its input's codes on a second forward.
 
+- meco: `get_score(..., measure='meco')` of HamsterMimi/MeCo `correlation/NAS_Bench_201.py`
+  (hooks on every module) on the first image of stream 0;
 - zen: `network_weight_gaussian_init` and `compute_nas_score` of idstcv/ZenNAS
   `ZeroShotProxy/compute_zen_score.py` (repeat 1, γ 1e-2, batch 16, float32 as theirs runs),
   seeded with torch.manual_seed(4000 + k); the Gaussian weights and inputs it drew are replayed
@@ -31,7 +33,8 @@ The functions are taken from the files by name with `ast` (their modules import 
 GPU code at import time) and run unmodified. Writes `OUT/CELL.safetensors` (inputs, targets,
 inputs_1, targets_1, float32) and `OUT/expected.json`.
 
-Usage: new_proxies_reference.py --epe DIR --zico DIR --naswot DIR --zen DIR --out data/fixtures/new-proxies
+Usage: new_proxies_reference.py --epe DIR --zico DIR --naswot DIR --zen DIR --meco DIR
+       --out data/fixtures/new-proxies
 (DIR: a checkout of each repository, e.g. from `git worktree`/`git archive` of a fetched mirror.)
 """
 import argparse
@@ -202,6 +205,7 @@ def main():
     p.add_argument("--zico", required=True)
     p.add_argument("--naswot", required=True)
     p.add_argument("--zen", required=True)
+    p.add_argument("--meco", required=True)
     p.add_argument("--out", required=True)
     a = p.parse_args()
     torch.set_num_threads(1)
@@ -211,6 +215,7 @@ def main():
         os.path.join(a.zico, "ZeroShotProxy", "compute_zico.py"), ["getgrad", "caculate_zico"], ns
     )
     authors_functions(os.path.join(a.naswot, "scores.py"), ["hooklogdet"], ns)
+    authors_functions(os.path.join(a.meco, "correlation", "NAS_Bench_201.py"), ["get_score"], ns)
     authors_functions(
         os.path.join(a.zen, "ZeroShotProxy", "compute_zen_score.py"),
         ["network_weight_gaussian_init", "compute_nas_score"],
@@ -238,6 +243,9 @@ def main():
             "epe_nas": epe_nas(model(archs[cell], weights), *data[0], ns),
             "zico": zico(model(archs[cell], weights), data, ns),
             "nwot": nwot(model(archs[cell], weights), data[0][0], ns),
+            "meco": float(
+                ns["get_score"](model(archs[cell], weights), data[0][0][:1].double(), "cpu", "meco")
+            ),
         }
         save_file(
             {

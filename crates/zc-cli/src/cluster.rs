@@ -66,6 +66,7 @@ fn pass_seconds(pass: PassKind) -> f64 {
         PassKind::Loss | PassKind::SecondBatchLoss => 1.2,
         PassKind::ReluKernel => 0.5,
         PassKind::Zen => 0.6,
+        PassKind::Meco => 0.3,
         PassKind::FisherTaps => 0.3,
         PassKind::HessianGradient => 3.5,
         PassKind::InputJacobian => 1.0,

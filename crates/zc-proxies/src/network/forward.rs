@@ -40,6 +40,8 @@ pub struct ForwardConfig<'a> {
     /// Record zen's observations: the feature map before global pooling and the unbiased batch
     /// variance of every affine BatchNorm (the ones with running statistics in the reference).
     pub zen: bool,
+    /// Sum MeCo's smallest channel-correlation eigenvalue over the first image's feature maps.
+    pub meco: bool,
 }
 
 /// A conv/linear output and the zero leaf added to it (both `[N, C, H, W]`, linear as `[N, C, 1, 1]`).
@@ -70,6 +72,12 @@ pub struct ForwardOutput {
     /// Per affine BatchNorm, in forward order: the per-channel unbiased batch variance of its
     /// input, with `zen`.
     pub bn_variances: Vec<Tensor<1>>,
+    /// With `meco`: the sum over every module output of the reference network (its forward
+    /// hooks on every module, containers included) of the smallest eigenvalue of the first
+    /// image's channel correlation matrix (NaN entries, from constant channels, set to 0).
+    /// Outputs seen by several modules count once per module; 1-D outputs (the pooled features,
+    /// the logits) and zero maps add 0.
+    pub meco: f64,
 }
 
 /// An activation with its optional tangent (`None` means a zero tangent).
@@ -110,6 +118,7 @@ struct Pass<'a> {
     taps: Vec<FisherTap>,
     relu_kernel: Option<Tensor<2>>,
     bn_variances: Vec<Tensor<1>>,
+    meco: f64,
 }
 
 /// Runs the network on `x` (`[N, 3, H, W]`) with parameter tensors `params` (flattened, in
@@ -127,13 +136,22 @@ pub fn forward(
         taps: Vec::new(),
         relu_kernel: None,
         bn_variances: Vec::new(),
+        meco: 0.0,
     };
     let (stem_conv, stem_norm) = net.stem;
     let mut h = pass.conv(Act { v: x, t: None }, stem_conv);
+    pass.observe(&h, 1); // stem.net.0
     h = pass.norm(h, stem_norm, false);
-    for block in &net.blocks {
+    pass.observe(&h, 3); // stem.net.1, stem.net, stem
+    for (i, block) in net.blocks.iter().enumerate() {
         h = match block {
-            Block::Cell(ops) => pass.cell(h, ops),
+            Block::Cell(ops) => {
+                let out = pass.cell(h, ops);
+                // The cell; the last cell of a stage is also the stage's Sequential output.
+                let last = !matches!(net.blocks.get(i + 1), Some(Block::Cell(_)));
+                pass.observe(&out, 1 + usize::from(last));
+                out
+            }
             Block::Reduction {
                 conv_a,
                 conv_b,
@@ -142,12 +160,19 @@ pub fn forward(
                 let a = pass.relu_conv_norm(h.clone(), *conv_a, true);
                 let b = pass.relu_conv_norm(a, *conv_b, true);
                 let pooled = h.map(avg_pool_2x2);
-                pass.conv(pooled, *shortcut).add(b)
+                pass.observe(&pooled, 1); // residual.0
+                let shortcut = pass.conv(pooled, *shortcut);
+                pass.observe(&shortcut, 2); // residual.1, residual
+                let out = shortcut.add(b);
+                pass.observe(&out, 1); // the block
+                out
             }
         };
     }
     h = pass.norm(h, net.head_norm, false);
+    pass.observe(&h, 1); // lastact.0
     h = pass.relu(h, 1.0);
+    pass.observe(&h, 2); // lastact.1, lastact
     let pre_gap = config.zen.then(|| h.v.clone());
     let [n, c, _, _] = h.v.dims();
     let features = Act {
@@ -162,6 +187,7 @@ pub fn forward(
         relu_kernel: pass.relu_kernel,
         pre_gap,
         bn_variances: pass.bn_variances,
+        meco: pass.meco,
     }
 }
 
@@ -386,8 +412,30 @@ impl Pass<'_> {
         reduction: bool,
     ) -> Act<4> {
         let h = self.relu(x, 2.0);
+        self.observe(&h, 1); // op.0 (ReLU)
         let h = self.conv(h, layer);
-        self.norm(h, norm, reduction)
+        self.observe(&h, 1); // op.1 (Conv2d)
+        let h = self.norm(h, norm, reduction);
+        self.observe(&h, 3); // op.2 (BatchNorm2d), op (Sequential), the ReLUConvBN
+        h
+    }
+
+    /// MeCo: adds `times` the smallest eigenvalue of the first image's channel correlation.
+    fn observe(&mut self, x: &Act<4>, times: usize) {
+        if !self.config.meco {
+            return;
+        }
+        let [_, c, h, w] = x.v.dims();
+        let first = x.v.clone().narrow(0, 0, 1);
+        let values: Vec<f64> = first
+            .into_data()
+            .convert::<f64>()
+            .try_into_vec::<f64>()
+            .expect("float tensor data");
+        let smallest = smallest_correlation_eigenvalue(&values, c, h * w);
+        if smallest.is_finite() {
+            self.meco += smallest * times as f64;
+        }
     }
 
     fn cell(&mut self, x: Act<4>, ops: &[Option<EdgeOp>; 6]) -> Act<4> {
@@ -402,8 +450,15 @@ impl Pass<'_> {
                 };
                 let input = nodes[edge.from].clone();
                 let out = match *op {
-                    EdgeOp::Skip => input,
-                    EdgeOp::AvgPool => input.map(avg_pool_3x3),
+                    EdgeOp::Skip => {
+                        self.observe(&input, 1); // the Identity op
+                        input
+                    }
+                    EdgeOp::AvgPool => {
+                        let out = input.map(avg_pool_3x3);
+                        self.observe(&out, 2); // the AvgPool2d and its POOLING op
+                        out
+                    }
                     EdgeOp::Conv(layer) => self.relu_conv_norm(input, (layer, Norm::Plain), false),
                 };
                 sum = Some(match sum {
@@ -419,4 +474,35 @@ impl Pass<'_> {
         }
         nodes.pop().expect("four nodes")
     }
+}
+
+/// The smallest eigenvalue of the correlation matrix of `rows` rows of `cols` values
+/// (`torch.corrcoef`, clamped to [-1, 1]; the NaN entries of a constant row, its diagonal
+/// included, set to 0).
+fn smallest_correlation_eigenvalue(values: &[f64], rows: usize, cols: usize) -> f64 {
+    let centred: Vec<Vec<f64>> = values
+        .chunks_exact(cols)
+        .map(|row| {
+            let mean = row.iter().sum::<f64>() / cols as f64;
+            row.iter().map(|&v| v - mean).collect()
+        })
+        .collect();
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let norms: Vec<f64> = centred.iter().map(|r| dot(r, r).sqrt()).collect();
+    let mut corr = nalgebra::DMatrix::<f64>::zeros(rows, rows);
+    for i in 0..rows {
+        for k in i..rows {
+            let c = if norms[i] > 0.0 && norms[k] > 0.0 {
+                (dot(&centred[i], &centred[k]) / (norms[i] * norms[k])).clamp(-1.0, 1.0)
+            } else {
+                0.0
+            };
+            corr[(i, k)] = c;
+            corr[(k, i)] = c;
+        }
+    }
+    corr.symmetric_eigenvalues()
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, f64::min)
 }

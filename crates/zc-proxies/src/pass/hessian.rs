@@ -22,6 +22,7 @@ pub(super) fn run(cx: &PassCx<'_>, direction: &[Vec<f64>]) -> Result<Vec<Vec<f64
         direction: Some(&direction),
         relu_kernel: false,
         zen: false,
+        meco: false,
     };
     let out = forward(net, &params, inputs(batch, device, dtype), config);
     let tangent = out.tangent.expect("a direction yields a tangent");

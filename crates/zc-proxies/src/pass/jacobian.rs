@@ -27,6 +27,7 @@ pub(super) fn run(cx: &PassCx<'_>) -> Result<InputJacobian, ProxyError> {
         direction: None,
         relu_kernel: false,
         zen: false,
+        meco: false,
     };
     let total = forward(net, &params, x.clone(), config).logits.sum();
     let rows = batch.batch_size;

@@ -33,6 +33,7 @@ pub(super) fn run(
         direction: None,
         relu_kernel: false,
         zen: false,
+        meco: false,
     };
     let out = forward(net, &params, inputs(batch, device, dtype), config);
     let loss = cross_entropy(out.logits, one_hot(batch, net.num_classes(), device, dtype));

@@ -11,6 +11,7 @@
 mod hessian;
 mod jacobian;
 mod loss;
+mod meco;
 mod relu_kernel;
 mod synflow;
 mod zen;
@@ -52,6 +53,8 @@ pub enum PassKind {
     ReluKernel,
     /// Zen-NAS's two forwards with Gaussian weights and inputs.
     Zen,
+    /// MeCo's forward of one image with the channel-correlation observer.
+    Meco,
 }
 
 impl PassKind {
@@ -67,6 +70,7 @@ impl PassKind {
             PassKind::SecondBatchLoss => "second_batch_loss",
             PassKind::ReluKernel => "relu_kernel",
             PassKind::Zen => "zen",
+            PassKind::Meco => "meco",
         }
     }
 
@@ -104,6 +108,7 @@ impl PassKind {
             PassKind::SecondBatchLoss => PassOutput::Loss(loss::run(cx, 1, false)?),
             PassKind::ReluKernel => PassOutput::Kernel(relu_kernel::run(cx)?),
             PassKind::Zen => PassOutput::Zen(zen::run(cx)?),
+            PassKind::Meco => PassOutput::Scalar(meco::run(cx)?),
         })
     }
 }
@@ -187,6 +192,8 @@ pub enum PassOutput {
     Kernel(ReluKernel),
     /// Zen's terms.
     Zen(ZenTerms),
+    /// A scalar (MeCo's sum).
+    Scalar(f64),
 }
 
 /// The results of the passes that ran for one cell, by kind.
@@ -235,6 +242,14 @@ impl PassResults {
         match self.get(kind)? {
             PassOutput::Synflow(s) => Ok(s),
             _ => Err(ProxyError::PassNotRun(kind.name())),
+        }
+    }
+
+    /// MeCo's sum.
+    pub fn meco(&self) -> Result<f64, ProxyError> {
+        match self.get(PassKind::Meco)? {
+            PassOutput::Scalar(v) => Ok(*v),
+            _ => Err(ProxyError::PassNotRun(PassKind::Meco.name())),
         }
     }
 
@@ -399,7 +414,7 @@ pub(crate) fn check_batch(network: &Nb201Network, batch: &Minibatch) -> Result<(
 mod tests {
     use super::PassKind;
 
-    const ALL: [PassKind; 9] = [
+    const ALL: [PassKind; 10] = [
         PassKind::FisherTaps,
         PassKind::Loss,
         PassKind::HessianGradient,
@@ -409,6 +424,7 @@ mod tests {
         PassKind::SecondBatchLoss,
         PassKind::ReluKernel,
         PassKind::Zen,
+        PassKind::Meco,
     ];
 
     /// The engine runs kinds in declaration order: what a kind reads (its dependencies, and

@@ -27,6 +27,7 @@ pub(super) fn run(cx: &PassCx<'_>) -> Result<ReluKernel, ProxyError> {
         direction: None,
         relu_kernel: true,
         zen: false,
+        meco: false,
     };
     let out = forward(net, &params, inputs(batch, device, dtype), config);
     let n = batch.batch_size;

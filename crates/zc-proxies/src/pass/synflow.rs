@@ -30,6 +30,7 @@ pub(super) fn run(cx: &PassCx<'_>, norms: NormMode) -> SynflowGradients {
             direction: None,
             relu_kernel: false,
             zen: false,
+            meco: false,
         },
     );
     let grads = out.logits.sum().backward();

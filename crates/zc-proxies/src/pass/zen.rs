@@ -71,6 +71,7 @@ pub(crate) fn zen_terms(
         direction: None,
         relu_kernel: false,
         zen: true,
+        meco: false,
     };
     let mixed: Vec<f32> = x1
         .iter()

@@ -11,6 +11,7 @@ mod grad_norm;
 mod grasp;
 mod jacob_cov;
 mod l2_norm;
+mod meco;
 mod nwot;
 mod params;
 mod plain;
@@ -150,6 +151,7 @@ pub static REGISTRY: &[&dyn Proxy] = &[
     &epe_nas::EpeNas,
     &zico::Zico,
     &zen::Zen,
+    &meco::Meco,
 ];
 
 /// Looks a proxy up by name.
