@@ -170,6 +170,12 @@ impl Engine {
         {
             needed.insert(dep);
         }
+        // A kind another needed kind also serves does not run: its result is read from that one.
+        let served: BTreeSet<PassKind> = needed
+            .iter()
+            .flat_map(|k| k.also_serves().iter().copied())
+            .collect();
+        needed.retain(|k| !served.contains(k));
         let cx = PassCx {
             net: network,
             weights,

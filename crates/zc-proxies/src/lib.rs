@@ -6,6 +6,7 @@
 //! - [`proxy`]: one file per proxy, the [`Proxy`] trait and the [`proxy::REGISTRY`];
 //! - [`Engine`]: runs each needed pass once per cell, then every requested proxy.
 
+mod correlation;
 mod engine;
 mod error;
 pub mod network;

@@ -44,6 +44,21 @@ pub struct ForwardConfig<'a> {
     pub meco: bool,
 }
 
+impl ForwardConfig<'_> {
+    /// A forward with `norms` and no extras (no taps, tangent or observations); passes switch
+    /// on what they need with struct update syntax.
+    pub fn new(norms: NormMode) -> Self {
+        ForwardConfig {
+            norms,
+            fisher_taps: false,
+            direction: None,
+            relu_kernel: false,
+            zen: false,
+            meco: false,
+        }
+    }
+}
+
 /// A conv/linear output and the zero leaf added to it (both `[N, C, H, W]`, linear as `[N, C, 1, 1]`).
 pub struct FisherTap {
     /// Index into [`Nb201Network::layers`].
@@ -477,30 +492,9 @@ impl Pass<'_> {
 }
 
 /// The smallest eigenvalue of the correlation matrix of `rows` rows of `cols` values
-/// (`torch.corrcoef`, clamped to [-1, 1]; the NaN entries of a constant row, its diagonal
-/// included, set to 0).
+/// (`torch.corrcoef`; the NaN entries of a constant row set to 0).
 fn smallest_correlation_eigenvalue(values: &[f64], rows: usize, cols: usize) -> f64 {
-    let centred: Vec<Vec<f64>> = values
-        .chunks_exact(cols)
-        .map(|row| {
-            let mean = row.iter().sum::<f64>() / cols as f64;
-            row.iter().map(|&v| v - mean).collect()
-        })
-        .collect();
-    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
-    let norms: Vec<f64> = centred.iter().map(|r| dot(r, r).sqrt()).collect();
-    let mut corr = nalgebra::DMatrix::<f64>::zeros(rows, rows);
-    for i in 0..rows {
-        for k in i..rows {
-            let c = if norms[i] > 0.0 && norms[k] > 0.0 {
-                (dot(&centred[i], &centred[k]) / (norms[i] * norms[k])).clamp(-1.0, 1.0)
-            } else {
-                0.0
-            };
-            corr[(i, k)] = c;
-            corr[(k, i)] = c;
-        }
-    }
+    let (corr, _) = crate::correlation::row_correlation(values, rows, cols);
     corr.symmetric_eigenvalues()
         .iter()
         .copied()

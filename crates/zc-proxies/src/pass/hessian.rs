@@ -17,12 +17,8 @@ pub(super) fn run(cx: &PassCx<'_>, direction: &[Vec<f64>]) -> Result<Vec<Vec<f64
         .map(|d| Tensor::from_data(TensorData::new(d.clone(), [d.len()]), (device, dtype)))
         .collect();
     let config = ForwardConfig {
-        norms: NormMode::All,
-        fisher_taps: false,
         direction: Some(&direction),
-        relu_kernel: false,
-        zen: false,
-        meco: false,
+        ..ForwardConfig::new(NormMode::All)
     };
     let out = forward(net, &params, inputs(batch, device, dtype), config);
     let tangent = out.tangent.expect("a direction yields a tangent");

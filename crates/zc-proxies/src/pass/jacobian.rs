@@ -21,14 +21,7 @@ pub(super) fn run(cx: &PassCx<'_>) -> Result<InputJacobian, ProxyError> {
     let dtype = cx.precision.dtype();
     let params = device_params(net, weights, device, dtype, false, false);
     let x = inputs(batch, device, dtype).require_grad();
-    let config = ForwardConfig {
-        norms: NormMode::All,
-        fisher_taps: false,
-        direction: None,
-        relu_kernel: false,
-        zen: false,
-        meco: false,
-    };
+    let config = ForwardConfig::new(NormMode::All);
     let total = forward(net, &params, x.clone(), config).logits.sum();
     let rows = batch.batch_size;
     let cols = 3 * batch.resolution * batch.resolution;

@@ -28,12 +28,8 @@ pub(super) fn run(
     let dtype = cx.precision.dtype();
     let params = device_params(net, weights, device, dtype, false, true);
     let config = ForwardConfig {
-        norms: NormMode::All,
         fisher_taps: fisher,
-        direction: None,
-        relu_kernel: false,
-        zen: false,
-        meco: false,
+        ..ForwardConfig::new(NormMode::All)
     };
     let out = forward(net, &params, inputs(batch, device, dtype), config);
     let loss = cross_entropy(out.logits, one_hot(batch, net.num_classes(), device, dtype));

@@ -15,12 +15,8 @@ pub(super) fn run(cx: &PassCx<'_>) -> Result<f64, ProxyError> {
     let first = batch.images[..3 * r * r].to_vec();
     let x = Tensor::<4>::from_data(TensorData::new(first, [1, 3, r, r]), (device, dtype));
     let config = ForwardConfig {
-        norms: NormMode::All,
-        fisher_taps: false,
-        direction: None,
-        relu_kernel: false,
-        zen: false,
         meco: true,
+        ..ForwardConfig::new(NormMode::All)
     };
     Ok(forward(net, &params, x, config).meco)
 }

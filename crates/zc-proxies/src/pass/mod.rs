@@ -35,7 +35,7 @@ use crate::network::{Minibatch, Nb201Network, Weights};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PassKind {
     /// The [`PassKind::Loss`] pass with fisher taps: dL/dA at every conv/linear output. When it
-    /// runs, the loss pass reuses it instead of running again.
+    /// runs, the loss pass does not: its result serves as the loss pass's.
     FisherTaps,
     /// Forward + backward of the cross-entropy loss on the minibatch (BN on): dL/dtheta.
     Loss,
@@ -83,7 +83,8 @@ impl PassKind {
     }
 
     /// The kinds whose result this one also provides (the fisher-tapped loss pass is the loss
-    /// pass too): its time is shared by the proxies of all of them.
+    /// pass too): when it runs they do not, their results are read from it, and its time is
+    /// shared by the proxies of all of them.
     pub fn also_serves(self) -> &'static [PassKind] {
         match self {
             PassKind::FisherTaps => &[PassKind::Loss],
@@ -95,10 +96,7 @@ impl PassKind {
     pub(crate) fn run(self, cx: &PassCx<'_>, done: &PassResults) -> Result<PassOutput, ProxyError> {
         Ok(match self {
             PassKind::FisherTaps => PassOutput::Loss(loss::run(cx, 0, true)?),
-            PassKind::Loss => PassOutput::Loss(match done.loss(PassKind::FisherTaps) {
-                Ok(with_taps) => with_taps.clone(),
-                Err(_) => loss::run(cx, 0, false)?,
-            }),
+            PassKind::Loss => PassOutput::Loss(loss::run(cx, 0, false)?),
             PassKind::HessianGradient => {
                 PassOutput::HessianGradient(hessian::run(cx, &done.loss(PassKind::Loss)?.grads)?)
             }
@@ -207,9 +205,16 @@ impl PassResults {
         self.outputs.insert(kind, output);
     }
 
+    /// The result of `kind`, or of the kind that ran in its place ([`PassKind::also_serves`]).
     fn get(&self, kind: PassKind) -> Result<&PassOutput, ProxyError> {
         self.outputs
             .get(&kind)
+            .or_else(|| {
+                self.outputs
+                    .iter()
+                    .find(|(k, _)| k.also_serves().contains(&kind))
+                    .map(|(_, output)| output)
+            })
             .ok_or(ProxyError::PassNotRun(kind.name()))
     }
 

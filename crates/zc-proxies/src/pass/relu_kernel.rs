@@ -22,12 +22,8 @@ pub(super) fn run(cx: &PassCx<'_>) -> Result<ReluKernel, ProxyError> {
     let dtype = cx.precision.dtype();
     let params = device_params(net, weights, device, dtype, false, false);
     let config = ForwardConfig {
-        norms: NormMode::All,
-        fisher_taps: false,
-        direction: None,
         relu_kernel: true,
-        zen: false,
-        meco: false,
+        ..ForwardConfig::new(NormMode::All)
     };
     let out = forward(net, &params, inputs(batch, device, dtype), config);
     let n = batch.batch_size;

@@ -20,19 +20,7 @@ pub(super) fn run(cx: &PassCx<'_>, norms: NormMode) -> SynflowGradients {
         (cx.net, cx.weights, cx.device, cx.first_batch.resolution);
     let params = device_params(net, weights, device, DType::F64, true, true);
     let x = Tensor::<4>::ones([1, 3, resolution, resolution], (device, DType::F64));
-    let out = forward(
-        net,
-        &params,
-        x,
-        ForwardConfig {
-            norms,
-            fisher_taps: false,
-            direction: None,
-            relu_kernel: false,
-            zen: false,
-            meco: false,
-        },
-    );
+    let out = forward(net, &params, x, ForwardConfig::new(norms));
     let grads = out.logits.sum().backward();
     let abs_weights = net
         .layers()

@@ -66,12 +66,8 @@ pub(crate) fn zen_terms(
     let dtype = precision.dtype();
     let params = device_params(net, weights, device, dtype, false, false);
     let config = ForwardConfig {
-        norms: NormMode::All,
-        fisher_taps: false,
-        direction: None,
-        relu_kernel: false,
         zen: true,
-        meco: false,
+        ..ForwardConfig::new(NormMode::All)
     };
     let mixed: Vec<f32> = x1
         .iter()

@@ -4,6 +4,8 @@
 
 use nalgebra::DMatrix;
 
+use crate::correlation::row_correlation;
+
 use super::{Proxy, ProxyInputs, Score};
 use crate::{ProxyError, pass::PassKind};
 
@@ -46,27 +48,8 @@ fn score(values: &[f64], rows: usize, cols: usize) -> f64 {
 /// `np.corrcoef` of the rows (float64, clipped to [-1, 1]); `None` when a row is constant or
 /// not finite.
 pub(super) fn correlation(values: &[f64], rows: usize, cols: usize) -> Option<DMatrix<f64>> {
-    let centred: Vec<Vec<f64>> = values
-        .chunks_exact(cols)
-        .map(|row| {
-            let mean = row.iter().sum::<f64>() / cols as f64;
-            row.iter().map(|&v| v - mean).collect()
-        })
-        .collect();
-    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
-    let norms: Vec<f64> = centred.iter().map(|r| dot(r, r).sqrt()).collect();
-    if norms.iter().any(|&n| n == 0.0 || !n.is_finite()) {
-        return None;
-    }
-    let mut corr = DMatrix::<f64>::zeros(rows, rows);
-    for i in 0..rows {
-        for k in i..rows {
-            let c = (dot(&centred[i], &centred[k]) / (norms[i] * norms[k])).clamp(-1.0, 1.0);
-            corr[(i, k)] = c;
-            corr[(k, i)] = c;
-        }
-    }
-    Some(corr)
+    let (corr, constant) = row_correlation(values, rows, cols);
+    (!constant.contains(&true)).then_some(corr)
 }
 
 #[cfg(test)]
