@@ -41,6 +41,14 @@ pub enum ProxyError {
         /// What is wrong with it.
         reason: String,
     },
+    /// Values given for a parameter do not fit it.
+    #[error("parameter \"{name}\": {reason}")]
+    BadValues {
+        /// The parameter's reference name.
+        name: String,
+        /// What is wrong with the values.
+        reason: String,
+    },
     /// The minibatch does not fit the network (resolution, channels, labels).
     #[error("minibatch does not fit the network: {0}")]
     BadBatch(String),

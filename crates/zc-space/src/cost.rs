@@ -14,7 +14,7 @@ use crate::op::Op;
 
 /// Input channels of the stem.
 const IMAGE_CHANNELS: u64 = 3;
-/// Channels of the three stages.
+/// Channels of the three stages of the real network (initial channels 16).
 const STAGE_CHANNELS: [u64; 3] = [16, 32, 64];
 /// Cells per stage.
 const CELLS_PER_STAGE: u64 = 5;
@@ -32,8 +32,8 @@ fn affine_bn_params(c: u64) -> u64 {
 }
 
 /// The consecutive (input, output) channel pairs of the two reduction blocks.
-fn reductions() -> impl Iterator<Item = (u64, u64)> {
-    STAGE_CHANNELS.windows(2).map(|w| (w[0], w[1]))
+fn reductions(stages: [u64; 3]) -> impl Iterator<Item = (u64, u64)> {
+    [(stages[0], stages[1]), (stages[1], stages[2])].into_iter()
 }
 
 /// Adds up cost terms, saturating at `u64::MAX` instead of overflowing.
@@ -63,7 +63,7 @@ impl Cell {
                     .map(|k| conv_params(c, c, k, true))
                     .sum::<u64>()
         });
-        let reduction = reductions().map(|(cin, cout)| {
+        let reduction = reductions(STAGE_CHANNELS).map(|(cin, cout)| {
             conv_params(cin, cout, 3, false)
                 + affine_bn_params(cout)
                 + conv_params(cout, cout, 3, false)
@@ -93,13 +93,25 @@ impl Cell {
     /// `⌈resolution / 4⌉` (the stride-2 convolutions' output sizes; the network itself
     /// needs a resolution divisible by 4, e.g. 32 for CIFAR or 16 for ImageNet16-120).
     pub fn flops(&self, num_classes: usize, resolution: usize) -> u64 {
+        self.flops_with_channels(num_classes, resolution, STAGE_CHANNELS[0] as usize)
+    }
+
+    /// [`Cell::flops`] of the network with `channels` initial channels (stages `channels`,
+    /// `2 * channels`, `4 * channels`): the reduced networks of EcoNAS-style training.
+    pub fn flops_with_channels(
+        &self,
+        num_classes: usize,
+        resolution: usize,
+        channels: usize,
+    ) -> u64 {
+        let c0 = channels as u64;
+        let stages = [c0, 2 * c0, 4 * c0];
         let classes = num_classes as u64;
         let side = resolution as u64;
         let sides = [side, side.div_ceil(2), side.div_ceil(4)];
         let areas = sides.map(|s| s.saturating_mul(s));
-        let stem =
-            areas[0].saturating_mul(conv_params(IMAGE_CHANNELS, STAGE_CHANNELS[0], 3, false));
-        let cells = STAGE_CHANNELS.iter().zip(areas).map(|(&c, area)| {
+        let stem = areas[0].saturating_mul(conv_params(IMAGE_CHANNELS, stages[0], 3, false));
+        let cells = stages.iter().zip(areas).map(|(&c, area)| {
             let per_position = total(self.ops().into_iter().map(|op| match op.kernel_size() {
                 Some(k) => conv_params(c, c, k as u64, true),
                 None if op == Op::AvgPool3x3 => c * 9,
@@ -107,15 +119,17 @@ impl Cell {
             }));
             area.saturating_mul(CELLS_PER_STAGE * per_position)
         });
-        let reduction = reductions().zip(&areas[1..]).map(|((cin, cout), &area)| {
-            area.saturating_mul(
-                conv_params(cin, cout, 3, false)
-                    + conv_params(cout, cout, 3, false)
-                    + cin * SHORTCUT_POOL_WINDOW
-                    + conv_params(cin, cout, 1, false),
-            )
-        });
-        let last = STAGE_CHANNELS[2];
+        let reduction = reductions(stages)
+            .zip(&areas[1..])
+            .map(|((cin, cout), &area)| {
+                area.saturating_mul(
+                    conv_params(cin, cout, 3, false)
+                        + conv_params(cout, cout, 3, false)
+                        + cin * SHORTCUT_POOL_WINDOW
+                        + conv_params(cin, cout, 1, false),
+                )
+            });
+        let last = stages[2];
         let head = [
             areas[2].saturating_mul(last),
             classes.saturating_mul(last + 1),

@@ -42,6 +42,22 @@ pub struct ForwardConfig<'a> {
     pub zen: bool,
     /// Sum MeCo's smallest channel-correlation eigenvalue over the first image's feature maps.
     pub meco: bool,
+    /// Record every affine BatchNorm's batch mean and unbiased variance (what training folds
+    /// into the running statistics).
+    pub record_norm_stats: bool,
+    /// Evaluation mode: the affine BatchNorms (the ones that track running statistics in the
+    /// reference) normalise with these, in forward order; the cells' BatchNorms, which track
+    /// none, keep batch statistics as in the reference's eval mode.
+    pub running_stats: Option<&'a [NormStats]>,
+}
+
+/// Per-channel statistics of one affine BatchNorm (`[C]` each).
+#[derive(Clone, Debug)]
+pub struct NormStats {
+    /// Mean.
+    pub mean: Tensor<1>,
+    /// Variance (unbiased when recorded from a batch, as PyTorch's running estimate uses).
+    pub var: Tensor<1>,
 }
 
 impl ForwardConfig<'_> {
@@ -55,6 +71,8 @@ impl ForwardConfig<'_> {
             relu_kernel: false,
             zen: false,
             meco: false,
+            record_norm_stats: false,
+            running_stats: None,
         }
     }
 }
@@ -84,9 +102,9 @@ pub struct ForwardOutput {
     pub relu_kernel: Option<Tensor<2>>,
     /// The head's output before global average pooling `[N, C, H, W]`, with `zen`.
     pub pre_gap: Option<Tensor<4>>,
-    /// Per affine BatchNorm, in forward order: the per-channel unbiased batch variance of its
-    /// input, with `zen`.
-    pub bn_variances: Vec<Tensor<1>>,
+    /// Per affine BatchNorm, in forward order: the per-channel batch mean and unbiased batch
+    /// variance of its input, with `zen` or `record_norm_stats`.
+    pub norm_stats: Vec<NormStats>,
     /// With `meco`: the sum over every module output of the reference network (its forward
     /// hooks on every module, containers included) of the smallest eigenvalue of the first
     /// image's channel correlation matrix (NaN entries, from constant channels, set to 0).
@@ -132,7 +150,9 @@ struct Pass<'a> {
     config: ForwardConfig<'a>,
     taps: Vec<FisherTap>,
     relu_kernel: Option<Tensor<2>>,
-    bn_variances: Vec<Tensor<1>>,
+    norm_stats: Vec<NormStats>,
+    /// Affine BatchNorms seen so far (indexes `running_stats`).
+    affine_seen: usize,
     meco: f64,
 }
 
@@ -150,7 +170,8 @@ pub fn forward(
         config,
         taps: Vec::new(),
         relu_kernel: None,
-        bn_variances: Vec::new(),
+        norm_stats: Vec::new(),
+        affine_seen: 0,
         meco: 0.0,
     };
     let (stem_conv, stem_norm) = net.stem;
@@ -201,7 +222,7 @@ pub fn forward(
         taps: pass.taps,
         relu_kernel: pass.relu_kernel,
         pre_gap,
-        bn_variances: pass.bn_variances,
+        norm_stats: pass.norm_stats,
         meco: pass.meco,
     }
 }
@@ -378,7 +399,28 @@ impl Pass<'_> {
             return x;
         }
         let dims = [0, 2, 3];
-        let centred = x.v.clone() - channel_mean(&x.v);
+        let running = match (norm, self.config.running_stats) {
+            (Norm::Affine { .. }, Some(stats)) => {
+                self.affine_seen += 1;
+                Some(&stats[self.affine_seen - 1])
+            }
+            _ => None,
+        };
+        if let Some(stats) = running {
+            let c = x.v.dims()[1];
+            let mean = stats.mean.clone().reshape([1, c, 1, 1]);
+            let inv_std = stats
+                .var
+                .clone()
+                .add_scalar(BN_EPS)
+                .sqrt()
+                .recip()
+                .reshape([1, c, 1, 1]);
+            let normed = (x.v - mean) * inv_std.clone();
+            return self.affine(norm, normed, x.t.map(|t| t * inv_std));
+        }
+        let mean = channel_mean(&x.v);
+        let centred = x.v.clone() - mean.clone();
         let inv_std = centred
             .clone()
             .square()
@@ -386,16 +428,20 @@ impl Pass<'_> {
             .add_scalar(BN_EPS)
             .sqrt()
             .recip();
-        if self.config.zen && matches!(norm, Norm::Affine { .. }) {
+        let record = self.config.zen || self.config.record_norm_stats;
+        if record && matches!(norm, Norm::Affine { .. }) {
             let [n, c, h, w] = centred.dims();
             let count = (n * h * w) as f64;
-            let variance = centred
+            let var = centred
                 .clone()
                 .square()
                 .sum_dims(&dims)
                 .reshape([c])
                 .div_scalar(count - 1.0);
-            self.bn_variances.push(variance);
+            self.norm_stats.push(NormStats {
+                mean: mean.reshape([c]),
+                var,
+            });
         }
         let normed = centred.clone() * inv_std.clone();
         let tangent = x.t.map(|t| {
@@ -403,6 +449,11 @@ impl Pass<'_> {
             let half_var_tangent = (centred * t_centred.clone()).mean_dims(&dims);
             (t_centred - normed.clone() * half_var_tangent * inv_std.clone()) * inv_std
         });
+        self.affine(norm, normed, tangent)
+    }
+
+    /// The affine part of a BatchNorm (none for [`Norm::Plain`]) on normalised values.
+    fn affine(&self, norm: Norm, normed: Tensor<4>, tangent: Option<Tensor<4>>) -> Act<4> {
         match norm {
             Norm::Plain => Act {
                 v: normed,

@@ -1,5 +1,5 @@
-//! The NB201 network of the reference code (C=16, N=5), built from a [`Cell`] with only its
-//! active ops.
+//! The NB201 network of the reference code (C=16, N=5; any initial channel count C for
+//! reduced training), built from a [`Cell`] with only its active ops.
 //!
 //! The network is described here as data ([`Nb201Network`]: parameters and weight layers named
 //! exactly as the reference's PyTorch state dict) and run by the functional forward pass in
@@ -226,14 +226,20 @@ impl Builder {
 impl Nb201Network {
     /// Builds the network of `cell` for `num_classes` outputs (active ops only).
     pub fn new(cell: Cell, num_classes: usize) -> Self {
+        Self::with_channels(cell, num_classes, STEM_CHANNELS)
+    }
+
+    /// The network with `stem_channels` initial channels (stages C, 2C, 4C), as the
+    /// reference's `init_channels`: the reduced networks of EcoNAS-style training.
+    pub fn with_channels(cell: Cell, num_classes: usize, stem_channels: usize) -> Self {
         let mut b = Builder {
             params: Vec::new(),
             layers: Vec::new(),
         };
-        let stem_conv = b.conv("stem.net.0".into(), 3, STEM_CHANNELS, 3, 1, false);
-        let stem = (stem_conv, b.affine_norm("stem.net.1", STEM_CHANNELS));
+        let stem_conv = b.conv("stem.net.0".into(), 3, stem_channels, 3, 1, false);
+        let stem = (stem_conv, b.affine_norm("stem.net.1", stem_channels));
         let mut blocks = Vec::new();
-        let mut channels = STEM_CHANNELS;
+        let mut channels = stem_channels;
         for stage in 1..=3 {
             if stage > 1 {
                 let r = stage - 1;

@@ -103,6 +103,32 @@ impl Weights {
         Ok(Self { values })
     }
 
+    /// Values from `value(index, spec)` for every parameter of `network` in order (e.g. an
+    /// initialisation another implementation can reproduce, or trained values). A wrong length
+    /// is an error naming the parameter.
+    pub fn from_fn(
+        network: &Nb201Network,
+        mut value: impl FnMut(usize, &super::ParamSpec) -> Vec<f32>,
+    ) -> Result<Self, ProxyError> {
+        let values = network
+            .params()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let v = value(i, p);
+                if v.len() == p.numel() {
+                    Ok(v)
+                } else {
+                    Err(ProxyError::BadValues {
+                        name: p.name.clone(),
+                        reason: format!("{} values for a tensor of {}", v.len(), p.numel()),
+                    })
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { values })
+    }
+
     /// Values of parameter `index` (row-major, PyTorch layout).
     pub fn get(&self, index: usize) -> &[f32] {
         &self.values[index]

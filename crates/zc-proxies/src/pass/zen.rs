@@ -88,11 +88,11 @@ pub(crate) fn zen_terms(
         .unwrap_or(f64::NAN);
     let keep = 1.0 - MOMENTUM;
     let log_bn_scale = first
-        .bn_variances
+        .norm_stats
         .into_iter()
-        .zip(second.bn_variances)
-        .map(|(v1, v2)| {
-            let (v1, v2) = (to_host(v1), to_host(v2));
+        .zip(second.norm_stats)
+        .map(|(s1, s2)| {
+            let (v1, v2) = (to_host(s1.var), to_host(s2.var));
             let mean = v1
                 .iter()
                 .zip(&v2)
