@@ -7,8 +7,8 @@ use std::process::Command;
 
 use polars::prelude::{Column, DataFrame};
 use zc_benchmark::{GroundTruth, Metric};
-use zc_cli::compare::{self, CompareOptions, External};
-use zc_cli::{stats, store};
+use zc_experiments::compare::{self, CompareOptions, External};
+use zc_experiments::{stats, store};
 use zc_data::Dataset;
 
 fn data_dir() -> PathBuf {

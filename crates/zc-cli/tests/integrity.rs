@@ -8,10 +8,10 @@ use std::process::{Command, Output, Stdio};
 
 use polars::prelude::{Column, DataFrame};
 use zc_benchmark::GroundTruth;
-use zc_cli::config::Experiment;
-use zc_cli::store::{self, ShardLock};
-use zc_cli::sweep::{self, Manifest, Shard};
-use zc_cli::table::{self, TableOptions};
+use zc_experiments::config::Experiment;
+use zc_experiments::store::{self, ShardLock};
+use zc_experiments::sweep::{self, Manifest, Shard};
+use zc_experiments::table::{self, TableOptions};
 
 const ZC: &str = env!("CARGO_BIN_EXE_zc");
 
@@ -90,7 +90,7 @@ fn a_sweep_refuses_rows_of_other_settings_and_its_manifest_describes_its_rows() 
     );
     let images = zc_data::ImageSet::read_shipped(&data_dir(), zc_data::Dataset::ImageNet16_120);
     assert_eq!(text("images_sha256"), images.unwrap().sha256());
-    assert_eq!(text("git_revision"), zc_cli::provenance::GIT_REVISION);
+    assert_eq!(text("git_revision"), zc_experiments::provenance::GIT_REVISION);
     let first = manifest(&out, "shard1of1");
     assert_eq!(first.status, "finished");
     assert_eq!(first.settings["ImageNet16-120"].precision, "f32");
@@ -375,7 +375,7 @@ fn data_and_outputs_come_from_the_project_zc_runs_in() {
         .filter(|h| h.status.success());
     if let Some(head) = head {
         let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
-        assert!(zc_cli::provenance::GIT_REVISION.starts_with(&head));
+        assert!(zc_experiments::provenance::GIT_REVISION.starts_with(&head));
     }
     std::fs::remove_dir_all(&copy).unwrap();
     std::fs::remove_dir_all(&outside).unwrap();

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use zc_benchmark::GroundTruth;
-use zc_cli::search::{self, SearchExperiment};
-use zc_cli::{figure, store};
+use zc_experiments::search::{self, SearchExperiment};
+use zc_experiments::{figure, store};
 use zc_search::Variant;
 
 fn data_dir() -> PathBuf {

@@ -8,9 +8,9 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use zc_benchmark::GroundTruth;
-use zc_cli::config::Experiment;
-use zc_cli::sweep::{self, Shard};
-use zc_cli::table;
+use zc_experiments::config::Experiment;
+use zc_experiments::sweep::{self, Shard};
+use zc_experiments::table;
 
 const ZC: &str = env!("CARGO_BIN_EXE_zc");
 
@@ -76,7 +76,7 @@ fn config(dir: &Path, cells: usize, proxies: &str) -> PathBuf {
 
 /// The job ids of the latest submission in `out`.
 fn job_ids(out: &Path) -> Vec<String> {
-    let last = zc_cli::cluster::submissions(out).unwrap().pop().unwrap();
+    let last = zc_experiments::cluster::submissions(out).unwrap().pop().unwrap();
     vec![last.array_job, last.merge_job]
 }
 

@@ -7,10 +7,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use zc_benchmark::{GroundTruth, Metric};
-use zc_cli::config::Experiment;
-use zc_cli::store::read_dir;
-use zc_cli::sweep::{self, Shard};
-use zc_cli::{stats, table};
+use zc_experiments::config::Experiment;
+use zc_experiments::store::read_dir;
+use zc_experiments::sweep::{self, Shard};
+use zc_experiments::{stats, table};
 use zc_data::Dataset;
 
 fn data_dir() -> PathBuf {

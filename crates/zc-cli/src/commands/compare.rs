@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use zc_benchmark::GroundTruth;
-use zc_cli::compare::{self, CompareOptions, External};
-use zc_cli::{figure, provenance, store};
+use zc_experiments::compare::{self, CompareOptions, External};
+use zc_experiments::{figure, provenance, store};
 use zc_data::Dataset;
 
 /// Arguments of `zc compare`.

@@ -66,9 +66,9 @@ pub fn load_experiment(
     config: &Path,
     all_cells: bool,
     output: Option<PathBuf>,
-) -> anyhow::Result<(zc_benchmark::GroundTruth, zc_cli::config::Experiment)> {
+) -> anyhow::Result<(zc_benchmark::GroundTruth, zc_experiments::config::Experiment)> {
     let table = zc_benchmark::GroundTruth::load_shipped(data_dir)?;
-    let mut experiment = zc_cli::config::Experiment::load(config, &table)?;
+    let mut experiment = zc_experiments::config::Experiment::load(config, &table)?;
     experiment.output = in_project(project, &experiment.output);
     if all_cells {
         experiment.select_all_cells(&table);

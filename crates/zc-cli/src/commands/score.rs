@@ -42,7 +42,7 @@ pub struct Args {
 }
 
 fn parse_precision(s: &str) -> Result<Precision, String> {
-    zc_cli::config::parse_precision(s).map_err(|e| e.to_string())
+    zc_experiments::config::parse_precision(s).map_err(|e| e.to_string())
 }
 
 fn parse_dataset(s: &str) -> Result<Dataset, String> {
@@ -52,7 +52,7 @@ fn parse_dataset(s: &str) -> Result<Dataset, String> {
 /// Runs `zc score`.
 pub fn run(data_dir: &Path, args: Args) -> anyhow::Result<()> {
     let proxies = proxy::parse_list(&args.proxies)?;
-    zc_cli::config::reject_duplicates("--proxies", proxies.iter().map(|p| p.name()))?;
+    zc_experiments::config::reject_duplicates("--proxies", proxies.iter().map(|p| p.name()))?;
     let cell =
         super::CellArg::parse(&args.arch)?.resolve(|| Ok(GroundTruth::load_shipped(data_dir)?))?;
     let network = Nb201Network::new(cell, args.dataset.num_classes());

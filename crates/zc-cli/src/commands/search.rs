@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use zc_benchmark::GroundTruth;
-use zc_cli::{figure, search};
+use zc_experiments::{figure, search};
 
 /// Arguments of `zc search`.
 #[derive(clap::Args)]

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use zc_cli::cluster::{self, Plan, ShardState, SlurmOptions};
+use zc_experiments::cluster::{self, Plan, ShardState, SlurmOptions};
 
 /// Arguments of `zc submit`.
 #[derive(clap::Args)]
@@ -83,7 +83,7 @@ pub fn run(data_dir: &Path, project: Option<&Path>, args: Args) -> anyhow::Resul
     std::fs::create_dir_all(&slurm_dir)
         .with_context(|| format!("cannot create {}", slurm_dir.display()))?;
     let config = slurm_dir.join("config.yaml");
-    zc_cli::store::write_text_atomic(&config, &experiment.text)?;
+    zc_experiments::store::write_text_atomic(&config, &experiment.text)?;
     let plan = Plan {
         name: experiment.name.clone(),
         zc: std::env::current_exe().context("cannot find the zc binary")?,

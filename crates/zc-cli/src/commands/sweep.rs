@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use zc_cli::sweep::{self, Shard};
+use zc_experiments::sweep::{self, Shard};
 
 /// Arguments of `zc sweep`.
 #[derive(clap::Args)]

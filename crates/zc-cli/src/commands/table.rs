@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use zc_benchmark::GroundTruth;
-use zc_cli::provenance;
-use zc_cli::table::{self, TableOptions};
+use zc_experiments::provenance;
+use zc_experiments::table::{self, TableOptions};
 
 /// Arguments of `zc table`.
 #[derive(clap::Args)]
