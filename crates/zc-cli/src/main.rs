@@ -32,6 +32,9 @@ enum Command {
     Score(commands::score::Args),
     /// Score the cells of an experiment config into Parquet (resumable, shardable).
     Sweep(commands::sweep::Args),
+    /// Reduced training (EcoNAS and its variants) of the cells of a training config into
+    /// Parquet, one row per cell, setting, seed and epoch (resumable, shardable).
+    Train(commands::train::Args),
     /// Submit a sweep config to Slurm: one job array (a shard per task) and a dependent job
     /// that writes the table; --dry-run prints the scripts.
     Submit(commands::submit::Args),
@@ -87,6 +90,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => commands::data::check(&data_dir()?),
         Command::Score(args) => commands::score::run(&data_dir()?, args),
         Command::Sweep(args) => commands::sweep::run(&data_dir()?, project, args),
+        Command::Train(args) => commands::train::run(&data_dir()?, project, args),
         Command::Submit(args) => commands::submit::run(&data_dir()?, project, args),
         Command::Status(args) => commands::submit::status(args),
         Command::Table(args) => commands::table::run(&data_dir()?, args),

@@ -7,9 +7,9 @@ use std::process::Command;
 
 use polars::prelude::{Column, DataFrame};
 use zc_benchmark::{GroundTruth, Metric};
+use zc_data::Dataset;
 use zc_experiments::compare::{self, CompareOptions, External};
 use zc_experiments::{stats, store};
-use zc_data::Dataset;
 
 fn data_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data"))

@@ -90,7 +90,10 @@ fn a_sweep_refuses_rows_of_other_settings_and_its_manifest_describes_its_rows() 
     );
     let images = zc_data::ImageSet::read_shipped(&data_dir(), zc_data::Dataset::ImageNet16_120);
     assert_eq!(text("images_sha256"), images.unwrap().sha256());
-    assert_eq!(text("git_revision"), zc_experiments::provenance::GIT_REVISION);
+    assert_eq!(
+        text("git_revision"),
+        zc_experiments::provenance::GIT_REVISION
+    );
     let first = manifest(&out, "shard1of1");
     assert_eq!(first.status, "finished");
     assert_eq!(first.settings["ImageNet16-120"].precision, "f32");

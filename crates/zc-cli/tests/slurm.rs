@@ -76,7 +76,10 @@ fn config(dir: &Path, cells: usize, proxies: &str) -> PathBuf {
 
 /// The job ids of the latest submission in `out`.
 fn job_ids(out: &Path) -> Vec<String> {
-    let last = zc_experiments::cluster::submissions(out).unwrap().pop().unwrap();
+    let last = zc_experiments::cluster::submissions(out)
+        .unwrap()
+        .pop()
+        .unwrap();
     vec![last.array_job, last.merge_job]
 }
 

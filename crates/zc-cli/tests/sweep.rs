@@ -7,11 +7,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use zc_benchmark::{GroundTruth, Metric};
+use zc_data::Dataset;
 use zc_experiments::config::Experiment;
 use zc_experiments::store::read_dir;
 use zc_experiments::sweep::{self, Shard};
 use zc_experiments::{stats, table};
-use zc_data::Dataset;
 
 fn data_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data"))

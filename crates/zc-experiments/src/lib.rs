@@ -1,5 +1,6 @@
-//! The experiment runner behind the `zc` command: experiment configs, proxy sweeps into Parquet,
-//! rank-correlation statistics and the tables that compare proxies with the paper.
+//! The experiment runner behind the `zc` command: experiment configs, proxy sweeps and training
+//! runs into Parquet, rank-correlation statistics, the tables and comparisons that put proxies
+//! beside the paper and the baselines, searches, figures and Slurm submission.
 
 pub mod cluster;
 pub mod compare;
@@ -11,3 +12,4 @@ pub mod stats;
 pub mod store;
 pub mod sweep;
 pub mod table;
+pub mod training;

@@ -23,6 +23,7 @@ pub struct TrainData {
     test: Arc<ImageSet>,
     test_indices: Vec<usize>,
     description: String,
+    images_sha256: String,
 }
 
 impl TrainData {
@@ -45,6 +46,7 @@ impl TrainData {
         Ok(TrainData {
             train_indices: (0..train.len()).collect(),
             test_indices: (0..test.len()).collect(),
+            images_sha256: format!("{}+{}", train.sha256(), test.sha256()),
             train,
             test,
             description,
@@ -82,6 +84,7 @@ impl TrainData {
             test_indices.len()
         );
         Ok(TrainData {
+            images_sha256: set.sha256(),
             train: Arc::clone(&set),
             test: set,
             train_indices,
@@ -93,6 +96,17 @@ impl TrainData {
     /// What the data is, for outputs and logs.
     pub fn description(&self) -> &str {
         &self.description
+    }
+
+    /// The same data described as `description` (e.g. naming where the images come from).
+    pub fn described(mut self, description: String) -> Self {
+        self.description = description;
+        self
+    }
+
+    /// SHA-256 of the image file(s): one digest for a held-out split, `train+test` otherwise.
+    pub fn images_sha256(&self) -> &str {
+        &self.images_sha256
     }
 
     /// Training images.

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use zc_benchmark::GroundTruth;
+use zc_data::Dataset;
 use zc_experiments::compare::{self, CompareOptions, External};
 use zc_experiments::{figure, provenance, store};
-use zc_data::Dataset;
 
 /// Arguments of `zc compare`.
 #[derive(clap::Args)]

@@ -8,6 +8,7 @@ pub mod space;
 pub mod submit;
 pub mod sweep;
 pub mod table;
+pub mod train;
 
 use std::path::{Path, PathBuf};
 
@@ -66,7 +67,10 @@ pub fn load_experiment(
     config: &Path,
     all_cells: bool,
     output: Option<PathBuf>,
-) -> anyhow::Result<(zc_benchmark::GroundTruth, zc_experiments::config::Experiment)> {
+) -> anyhow::Result<(
+    zc_benchmark::GroundTruth,
+    zc_experiments::config::Experiment,
+)> {
     let table = zc_benchmark::GroundTruth::load_shipped(data_dir)?;
     let mut experiment = zc_experiments::config::Experiment::load(config, &table)?;
     experiment.output = in_project(project, &experiment.output);
