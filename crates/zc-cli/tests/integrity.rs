@@ -423,6 +423,7 @@ fn compute(inputs: &[PathBuf]) -> anyhow::Result<table::Table> {
     let options = TableOptions {
         target: "test".into(),
         bootstrap: 50,
+        ..Default::default()
     };
     table::compute(inputs, &table, &data_dir(), &options)
 }

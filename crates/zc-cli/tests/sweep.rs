@@ -207,6 +207,7 @@ fn shards_together_are_the_whole_sweep_and_the_table_agrees() {
     let options = table::TableOptions {
         target: "paper".into(),
         bootstrap: 200,
+        ..Default::default()
     };
     let computed = table::compute(
         std::slice::from_ref(&sharded),

@@ -76,7 +76,9 @@ pub enum DataLoadSpec {
     PerClass(usize),
 }
 
-/// Which cells to score: `all`, `{sample: N, seed: S}` or `{list: [index or arch string, ...]}`.
+/// Which cells to score: `all`, `{sample: N, seed: S}` (optionally `first: K`: the first K
+/// cells of that sample, so that a smaller experiment covers cells of a larger one) or
+/// `{list: [index or arch string, ...]}`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "RawChoice")]
 pub enum CellSpec {
@@ -88,9 +90,54 @@ pub enum CellSpec {
         n: usize,
         /// Seed of the sample.
         seed: u64,
+        /// Keep only the first this many cells of the sample.
+        first: Option<usize>,
     },
     /// Explicit cells: official indices or architecture strings.
     List(Vec<CellRef>),
+}
+
+impl CellSpec {
+    /// The official indices of the cells, and how they were chosen (for manifests). Cells
+    /// listed twice are an error.
+    pub fn resolve(&self, table: &GroundTruth) -> anyhow::Result<(Vec<usize>, String)> {
+        let selection = match self {
+            CellSpec::All => "all".to_string(),
+            CellSpec::Sample {
+                n,
+                seed,
+                first: None,
+            } => format!("sample {n} (seed {seed})"),
+            CellSpec::Sample {
+                n,
+                seed,
+                first: Some(k),
+            } => {
+                format!("first {k} of sample {n} (seed {seed})")
+            }
+            CellSpec::List(list) => format!("list of {}", list.len()),
+        };
+        let cells: Vec<usize> = match self {
+            CellSpec::All => (0..table.len()).collect(),
+            CellSpec::Sample { n, seed, first } => sample_cells(*seed, *n)
+                .with_context(|| "cells: sample")?
+                .into_iter()
+                .take(first.unwrap_or(*n))
+                .map(|c| table.index_of(c))
+                .collect(),
+            CellSpec::List(list) => list
+                .iter()
+                .map(|c| match c {
+                    CellRef::Index(i) => table.cell(*i).map(|_| *i).with_context(|| "cells: list"),
+                    CellRef::Arch(s) => {
+                        Ok(table.index_of(s.parse::<Cell>().with_context(|| "cells: list")?))
+                    }
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        };
+        reject_duplicates("cells: list", cells.iter().copied())?;
+        Ok((cells, selection))
+    }
 }
 
 /// A cell in a list: index or architecture string.
@@ -182,17 +229,27 @@ impl TryFrom<RawChoice> for CellSpec {
         if matches!(&raw, RawChoice::Word(w) if w == "all") {
             return Ok(CellSpec::All);
         }
-        let what = "cells (all, {sample: N, seed: S} or {list: [...]})";
-        let map = raw.map(what, &["sample", "seed", "list"])?;
+        let what = "cells (all, {sample: N, seed: S, first: K} or {list: [...]})";
+        let map = raw.map(what, &["sample", "seed", "first", "list"])?;
         match (
             field(&map, "cells", "sample")?,
             field(&map, "cells", "list")?,
         ) {
-            (Some(n), None) => Ok(CellSpec::Sample {
-                n,
-                seed: field(&map, "cells", "seed")?.unwrap_or(0),
-            }),
-            (None, Some(list)) => Ok(CellSpec::List(list)),
+            (Some(n), None) => {
+                let first: Option<usize> = field(&map, "cells", "first")?;
+                if first.is_some_and(|k| k == 0 || k > n) {
+                    return Err(format!(
+                        "cells: first must be between 1 and the sample's {n}"
+                    ));
+                }
+                Ok(CellSpec::Sample {
+                    n,
+                    seed: field(&map, "cells", "seed")?.unwrap_or(0),
+                    first,
+                })
+            }
+            (None, Some(list)) if !map.contains_key("first") => Ok(CellSpec::List(list)),
+            (None, Some(_)) => Err("cells: first goes with sample, not list".into()),
             _ => Err(format!("{what}: give exactly one of sample and list")),
         }
     }
@@ -359,29 +416,7 @@ impl Experiment {
         if config.chunk == 0 {
             bail!("chunk: must be at least 1");
         }
-        let cell_selection = match &config.cells {
-            CellSpec::All => "all".to_string(),
-            CellSpec::Sample { n, seed } => format!("sample {n} (seed {seed})"),
-            CellSpec::List(list) => format!("list of {}", list.len()),
-        };
-        let cells: Vec<usize> = match &config.cells {
-            CellSpec::All => (0..table.len()).collect(),
-            CellSpec::Sample { n, seed } => sample_cells(*seed, *n)
-                .with_context(|| "cells: sample")?
-                .into_iter()
-                .map(|c| table.index_of(c))
-                .collect(),
-            CellSpec::List(list) => list
-                .iter()
-                .map(|c| match c {
-                    CellRef::Index(i) => table.cell(*i).map(|_| *i).with_context(|| "cells: list"),
-                    CellRef::Arch(s) => {
-                        Ok(table.index_of(s.parse::<Cell>().with_context(|| "cells: list")?))
-                    }
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?,
-        };
-        reject_duplicates("cells: list", cells.iter().copied())?;
+        let (cells, cell_selection) = config.cells.resolve(table)?;
         Ok(Self {
             backend: parse_backend(&config.backend)?,
             precision: parse_precision(&config.precision)?,

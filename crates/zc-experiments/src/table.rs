@@ -13,6 +13,7 @@ use zc_proxies::proxy::REGISTRY;
 
 use crate::stats;
 use crate::store::{self, Settings, column};
+use crate::training::{self, TrainRuns};
 
 /// Name of the vote row (the paper's pairwise majority of synflow, jacob_cov and snip).
 pub const VOTE: &str = "vote";
@@ -50,6 +51,59 @@ pub struct TableRow {
     pub kendall: f64,
     /// The paper's value (absolute Spearman; the vote's agreement), where it printed one.
     pub paper: Option<f64>,
+    /// Cost per cell in baseline training minibatches, the paper's Figure 2 unit (196 per
+    /// epoch of the real network): a proxy 1, the vote 3, `train_12ep` 12 epochs, a training
+    /// read its epochs times its FLOPs relative to the real network's.
+    pub cost_minibatches: f64,
+    /// Measured seconds per cell, where the inputs record them (training reads: the epochs'
+    /// training and evaluation).
+    pub seconds_per_cell: Option<f64>,
+}
+
+/// Baseline training minibatches per epoch (the paper's Figure 2: 50,000 images, batch 256).
+pub const MINIBATCHES_PER_EPOCH: f64 = 196.0;
+
+/// A training row of the table: a reduced setting read after an epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrainingRead {
+    /// Row name (`econas`, `econas+`, `r8c8_e40`).
+    pub name: String,
+    /// Setting, e.g. `r8c4`.
+    pub setting: String,
+    /// Epoch read.
+    pub epoch: usize,
+}
+
+impl std::str::FromStr for TrainingRead {
+    type Err = anyhow::Error;
+
+    /// `econas` (r8c4 at epoch 20), `econas+` (r16c8 at epoch 15) or `rRcC@E`.
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        let read = |name: &str, setting: &str, epoch| TrainingRead {
+            name: name.into(),
+            setting: setting.into(),
+            epoch,
+        };
+        match s {
+            "econas" => Ok(read("econas", "r8c4", 20)),
+            "econas+" => Ok(read("econas+", "r16c8", 15)),
+            _ => {
+                let parsed = s.split_once('@').and_then(|(setting, epoch)| {
+                    let setting: zc_train::Setting = setting.parse().ok()?;
+                    Some((setting.to_string(), epoch.parse::<usize>().ok()?))
+                });
+                match parsed {
+                    Some((setting, epoch)) => {
+                        Ok(read(&format!("{setting}_e{epoch}"), &setting, epoch))
+                    }
+                    None => bail!(
+                        "\"{s}\" is not a training read: write econas, econas+ or SETTING@EPOCH \
+                         (e.g. r8c8@40)"
+                    ),
+                }
+            }
+        }
+    }
 }
 
 /// Swept scores of one dataset and seed, all computed with one [`Settings`].
@@ -66,6 +120,23 @@ pub struct SweptColumns {
 }
 
 impl SweptColumns {
+    /// The same columns over the cells in `keep` only.
+    fn restricted(&self, keep: &BTreeSet<usize>) -> SweptColumns {
+        let rows: Vec<usize> = (0..self.indices.len())
+            .filter(|&r| keep.contains(&self.indices[r]))
+            .collect();
+        SweptColumns {
+            settings: self.settings.clone(),
+            indices: rows.iter().map(|&r| self.indices[r]).collect(),
+            proxies: self
+                .proxies
+                .iter()
+                .map(|(name, column)| (name.clone(), rows.iter().map(|&r| column[r]).collect()))
+                .collect(),
+            revisions: self.revisions.clone(),
+        }
+    }
+
     /// The proxy's (official index, score) pairs over the cells that have it.
     pub fn pairs(&self, proxy: &str) -> Option<Vec<(usize, f64)>> {
         let column = self.proxies.get(proxy)?;
@@ -252,6 +323,24 @@ pub struct TableOptions {
     pub target: String,
     /// Bootstrap resamples for the interval.
     pub bootstrap: usize,
+    /// Training results (files or directories from `zc train`) to add as rows; every section
+    /// of their dataset is then restricted to the trained cells.
+    pub train: Vec<PathBuf>,
+    /// The training rows; empty: econas and econas+ where trained, and each setting's last
+    /// epoch.
+    pub train_reads: Vec<TrainingRead>,
+}
+
+impl Default for TableOptions {
+    /// The paper's targets, 1,000 bootstrap resamples, no training rows.
+    fn default() -> Self {
+        TableOptions {
+            target: "paper".into(),
+            bootstrap: 1000,
+            train: Vec::new(),
+            train_reads: Vec::new(),
+        }
+    }
 }
 
 /// A computed table: its rows, the settings and revisions of each (dataset, seed) section, and
@@ -278,11 +367,42 @@ pub fn compute(
     let mut notes = swept.notes;
     let mut rows = Vec::new();
     let mut sections = BTreeMap::new();
+    let trained = if options.train.is_empty() {
+        None
+    } else {
+        Some(training::read_runs(&options.train)?)
+    };
     for ((dataset_name, seed), scores) in swept.groups {
+        let restricted;
+        let scores = match &trained {
+            Some(runs) if runs.dataset.as_deref() == Some(dataset_name.as_str()) => {
+                let cells: BTreeSet<usize> = runs
+                    .runs
+                    .keys()
+                    .filter(|(s, _, _)| *s == seed)
+                    .map(|(_, index, _)| *index)
+                    .collect();
+                restricted = scores.restricted(&cells);
+                notes.push(format!(
+                    "{dataset_name} seed {seed}: every row covers the {} cells trained in {} (of \
+                     the {} swept), so proxies and training reads compare on the same cells",
+                    restricted.indices.len(),
+                    options
+                        .train
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    scores.indices.len()
+                ));
+                &restricted
+            }
+            _ => &scores,
+        };
         let dataset: Dataset = dataset_name.parse()?;
         let metric = Metric::parse(&options.target, dataset)?;
         let all_truth = table.accuracies(dataset, metric)?;
-        let row = |proxy: &str, cells: &[usize], x: &[f64], missing: usize| {
+        let row = |proxy: &str, cells: &[usize], x: &[f64], missing: usize, cost: f64| {
             let truth: Vec<f64> = cells.iter().map(|&i| all_truth[i]).collect();
             let (_, _, nan_count) = stats::finite_pairs(x, &truth);
             let (ci_low, ci_high) = stats::bootstrap_spearman_ci(x, &truth, options.bootstrap, 0);
@@ -302,6 +422,8 @@ pub fn compute(
                 paper: paper
                     .get(&(dataset_name.clone(), proxy.to_string()))
                     .copied(),
+                cost_minibatches: cost,
+                seconds_per_cell: None,
             }
         };
         // Registry order, then the vote and the free 12-epoch baseline.
@@ -313,6 +435,7 @@ pub fn compute(
                     &cells,
                     &x,
                     scores.indices.len() - cells.len(),
+                    1.0,
                 ));
             }
         }
@@ -333,6 +456,7 @@ pub fn compute(
                 &scores.indices,
                 &stats::mean_rank(&[&a, &b, &c]),
                 0,
+                3.0,
             );
             rows.push(vote.clone());
             let truth: Vec<f64> = scores.indices.iter().map(|&i| all_truth[i]).collect();
@@ -359,10 +483,55 @@ pub fn compute(
             &scores.indices,
             &scores.indices.iter().map(|&i| early[i]).collect::<Vec<_>>(),
             0,
+            12.0 * MINIBATCHES_PER_EPOCH,
         ));
+        if let Some(runs) = trained
+            .as_ref()
+            .filter(|r| r.dataset.as_deref() == Some(dataset_name.as_str()))
+        {
+            for read in training_reads(runs, &options.train_reads) {
+                let mut cells = Vec::new();
+                let (mut x, mut cost, mut seconds) = (Vec::new(), 0.0, 0.0);
+                for &index in &scores.indices {
+                    let Some(epochs) = runs.runs.get(&(seed, index, read.setting.clone())) else {
+                        continue;
+                    };
+                    let Some(at) = epochs.iter().find(|e| e.epoch == read.epoch) else {
+                        bail!(
+                            "{}: the {} runs of {dataset_name} seed {seed} have no epoch {} \
+                             (cell {index})",
+                            read.name,
+                            read.setting,
+                            read.epoch
+                        );
+                    };
+                    cells.push(index);
+                    x.push(at.test_accuracy);
+                    cost += read.epoch as f64 * at.epoch_flops / at.baseline_epoch_flops;
+                    seconds += epochs
+                        .iter()
+                        .filter(|e| (1..=read.epoch).contains(&e.epoch))
+                        .map(|e| e.seconds)
+                        .sum::<f64>();
+                }
+                if cells.is_empty() {
+                    continue;
+                }
+                let n = cells.len() as f64;
+                let mut r = row(
+                    &read.name,
+                    &cells,
+                    &x,
+                    scores.indices.len() - cells.len(),
+                    cost / n * MINIBATCHES_PER_EPOCH,
+                );
+                r.seconds_per_cell = Some(seconds / n);
+                rows.push(r);
+            }
+        }
         sections.insert(
             format!("{dataset_name}/{seed}"),
-            (scores.settings, scores.revisions),
+            (scores.settings.clone(), scores.revisions.clone()),
         );
     }
     Ok(Table {
@@ -370,6 +539,30 @@ pub fn compute(
         sections,
         notes,
     })
+}
+
+/// The reads asked for, or by default econas and econas+ where their settings were trained,
+/// and each trained setting's last epoch.
+fn training_reads(runs: &TrainRuns, asked: &[TrainingRead]) -> Vec<TrainingRead> {
+    if !asked.is_empty() {
+        return asked.to_vec();
+    }
+    let trained: BTreeSet<&str> = runs.runs.keys().map(|(_, _, s)| s.as_str()).collect();
+    let epochs = runs.identity.as_ref().map_or(0, |i| i.epochs as usize);
+    let mut reads: Vec<TrainingRead> = ["econas", "econas+"]
+        .iter()
+        .filter_map(|name| name.parse::<TrainingRead>().ok())
+        .filter(|r| trained.contains(r.setting.as_str()) && r.epoch <= epochs)
+        .collect();
+    let mut settings: Vec<zc_train::Setting> =
+        trained.iter().filter_map(|s| s.parse().ok()).collect();
+    settings.sort_by_key(|s| (s.resolution, s.channels));
+    reads.extend(settings.into_iter().map(|s| TrainingRead {
+        name: format!("{s}_e{epochs}"),
+        setting: s.to_string(),
+        epoch: epochs,
+    }));
+    reads
 }
 
 fn fmt(v: f64) -> String {
@@ -394,7 +587,10 @@ pub fn markdown(table: &Table, provenance: &str) -> String {
         "Signed Spearman ρ with a bootstrap 95% interval, ρ over the top-10% cells, Kendall τ-b. The paper printed |ρ|; \
          Δ = |ours| − paper. `vote` is the paper's pairwise majority of synflow, jacob_cov and snip (a pairwise \
          agreement, not a correlation); `vote_mean_rank` the mean of their ranks as a score; `train_12ep` the \
-         12-epoch validation accuracy (a reduced-training baseline that costs nothing here).\n"
+         12-epoch validation accuracy (a reduced-training baseline that costs nothing here); `econas` (r8c4 \
+         read at epoch 20), `econas+` (r16c8 at epoch 15) and `rRcC_eE` rows are reduced-training runs of \
+         `zc train`. Cost: baseline training minibatches per cell (the paper's Figure 2 unit, 196 per epoch \
+         of the real network; training reads by FLOPs); s/cell: measured seconds where recorded.\n"
     );
     let mut groups: BTreeMap<(String, u64, String), Vec<&TableRow>> = BTreeMap::new();
     for r in rows {
@@ -419,9 +615,12 @@ pub fn markdown(table: &Table, provenance: &str) -> String {
         }
         let _ = writeln!(
             out,
-            "| proxy | n | NaN | Spearman ρ | 95% CI | top-10% ρ | Kendall τ | paper | Δ |"
+            "| proxy | n | NaN | Spearman ρ | 95% CI | top-10% ρ | Kendall τ | paper | Δ | cost | s/cell |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---|---:|---:|---:|---:|");
+        let _ = writeln!(
+            out,
+            "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"
+        );
         for r in rows {
             let paper = r.paper.map_or("".into(), |p| format!("{p:.3}"));
             let diff = r
@@ -432,15 +631,17 @@ pub fn markdown(table: &Table, provenance: &str) -> String {
             } else {
                 format!("[{}, {}]", fmt(r.ci_low), fmt(r.ci_high))
             };
+            let seconds = r.seconds_per_cell.map_or("".into(), |s| format!("{s:.1}"));
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {ci} | {} | {} | {paper} | {diff} |",
+                "| {} | {} | {} | {} | {ci} | {} | {} | {paper} | {diff} | {} | {seconds} |",
                 r.proxy,
                 r.n,
                 r.nan_count,
                 fmt(r.spearman),
                 fmt(r.top10_spearman),
-                fmt(r.kendall)
+                fmt(r.kendall),
+                format_cost(r.cost_minibatches)
             );
         }
         let _ = writeln!(out);
@@ -453,6 +654,15 @@ pub fn markdown(table: &Table, provenance: &str) -> String {
         let _ = writeln!(out);
     }
     out
+}
+
+/// A cost in minibatches: integers as such, fractions with three decimals.
+fn format_cost(cost: f64) -> String {
+    if cost.fract() == 0.0 {
+        format!("{cost:.0}")
+    } else {
+        format!("{cost:.3}")
+    }
 }
 
 /// Writes the rows as Parquet (atomically).
@@ -498,6 +708,11 @@ pub fn write_parquet(rows: &[TableRow], path: &Path) -> anyhow::Result<()> {
             Column::new(
                 "paper".into(),
                 rows.iter().map(|r| r.paper).collect::<Vec<_>>(),
+            ),
+            Column::new("cost_minibatches".into(), f(|r| r.cost_minibatches)),
+            Column::new(
+                "seconds_per_cell".into(),
+                rows.iter().map(|r| r.seconds_per_cell).collect::<Vec<_>>(),
             ),
         ],
     )?;

@@ -19,10 +19,9 @@ use serde::{Deserialize, Serialize};
 use zc_benchmark::GroundTruth;
 use zc_data::{Dataset, ImageSet, LabelLayout};
 use zc_proxies::{Nb201Network, Precision, Weights};
-use zc_space::{Cell, sample_cells};
 use zc_train::{Recipe, Setting, TrainData, Training};
 
-use crate::config::{CellRef, CellSpec, parse_precision, reject_duplicates};
+use crate::config::{CellSpec, parse_precision, reject_duplicates};
 use crate::provenance;
 use crate::store::{self, ShardLock};
 use crate::sweep::Shard;
@@ -207,29 +206,7 @@ impl TrainExperiment {
         if matches!(config.data, DataSpec::Shipped) && config.test_per_class == 0 {
             bail!("test_per_class: must be at least 1 with the shipped data");
         }
-        let cell_selection = match &config.cells {
-            CellSpec::All => "all".to_string(),
-            CellSpec::Sample { n, seed } => format!("sample {n} (seed {seed})"),
-            CellSpec::List(list) => format!("list of {}", list.len()),
-        };
-        let cells: Vec<usize> = match &config.cells {
-            CellSpec::All => (0..table.len()).collect(),
-            CellSpec::Sample { n, seed } => sample_cells(*seed, *n)
-                .context("cells: sample")?
-                .into_iter()
-                .map(|c| table.index_of(c))
-                .collect(),
-            CellSpec::List(list) => list
-                .iter()
-                .map(|c| match c {
-                    CellRef::Index(i) => table.cell(*i).map(|_| *i).context("cells: list"),
-                    CellRef::Arch(s) => {
-                        Ok(table.index_of(s.parse::<Cell>().context("cells: list")?))
-                    }
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?,
-        };
-        reject_duplicates("cells: list", cells.iter().copied())?;
+        let (cells, cell_selection) = config.cells.resolve(table)?;
         Ok(TrainExperiment {
             name: config.name,
             text,

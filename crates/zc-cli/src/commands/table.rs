@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use zc_benchmark::GroundTruth;
 use zc_experiments::provenance;
-use zc_experiments::table::{self, TableOptions};
+use zc_experiments::table::{self, TableOptions, TrainingRead};
 
 /// Arguments of `zc table`.
 #[derive(clap::Args)]
@@ -26,6 +26,15 @@ pub struct Args {
     /// Print the rows as JSON instead of the Markdown table.
     #[arg(long)]
     json: bool,
+    /// Training results of `zc train` (a directory or files) to add as rows beside the
+    /// proxies; every row of their dataset then covers only the trained cells.
+    #[arg(long, value_name = "DIR")]
+    train: Vec<PathBuf>,
+    /// The training rows: econas (r8c4 at epoch 20), econas+ (r16c8 at epoch 15) or
+    /// SETTING@EPOCH, comma-separated. Default: econas and econas+ where trained, and each
+    /// setting's last epoch.
+    #[arg(long, value_delimiter = ',', value_name = "READS")]
+    train_rows: Vec<TrainingRead>,
 }
 
 /// Runs `zc table`.
@@ -34,6 +43,8 @@ pub fn run(data_dir: &Path, args: Args) -> anyhow::Result<()> {
     let options = TableOptions {
         target: args.target,
         bootstrap: args.bootstrap,
+        train: args.train.clone(),
+        train_reads: args.train_rows,
     };
     let table = table::compute(&args.results, &gt, data_dir, &options)?;
     for note in &table.notes {
@@ -42,13 +53,14 @@ pub fn run(data_dir: &Path, args: Args) -> anyhow::Result<()> {
     let sources: Vec<String> = args
         .results
         .iter()
+        .chain(&args.train)
         .map(|p| p.display().to_string())
         .collect();
     // Only what the inputs determine, so an unchanged table is rewritten byte for byte: the
     // revisions that matter are the sweep rows', listed per section.
     let provenance = format!(
         "From {} by zc {} (`--target {}`, {} bootstrap resamples); each row's config, seed, \
-         settings, revision and timings are in the sweep files.",
+         settings, revision and timings are in the sweep and training files.",
         sources.join(", "),
         provenance::VERSION,
         options.target,
