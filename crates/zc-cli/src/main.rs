@@ -35,6 +35,9 @@ enum Command {
     /// Reduced training (EcoNAS and its variants) of the cells of a training config into
     /// Parquet, one row per cell, setting, seed and epoch (resumable, shardable).
     Train(commands::train::Args),
+    /// The paper's Figures 1 and 2 (reduced training vs. epochs, FLOPs and runtime; every
+    /// proxy and baseline vs. cost) from training results and proxy sweeps, with their numbers.
+    Figures(commands::figures::Args),
     /// Submit a sweep config to Slurm: one job array (a shard per task) and a dependent job
     /// that writes the table; --dry-run prints the scripts.
     Submit(commands::submit::Args),
@@ -91,6 +94,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Score(args) => commands::score::run(&data_dir()?, args),
         Command::Sweep(args) => commands::sweep::run(&data_dir()?, project, args),
         Command::Train(args) => commands::train::run(&data_dir()?, project, args),
+        Command::Figures(args) => commands::figures::run(&data_dir()?, args),
         Command::Submit(args) => commands::submit::run(&data_dir()?, project, args),
         Command::Status(args) => commands::submit::status(args),
         Command::Table(args) => commands::table::run(&data_dir()?, args),

@@ -1,6 +1,8 @@
 //! Figures, as PNG and SVG: the search curves (the paper's Figure 3 layout: one panel per
-//! algorithm, each variant's mean best accuracy against trained models with its 95% band), and
-//! a proxy comparison (correlations with intervals, and each score's ranks against the truth's).
+//! algorithm, each variant's mean best accuracy against trained models with its 95% band), a
+//! proxy comparison (correlations with intervals, and each score's ranks against the truth's),
+//! and the paper's Figures 1 and 2 (reduced training against cost; every proxy and baseline
+//! against cost).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -11,7 +13,9 @@ use plotters::prelude::*;
 use zc_search::{Algorithm, Variant};
 
 use crate::compare::Section;
+use crate::econas::{PAPER_ECONAS, PAPER_FLOPS_RATIO, SettingCurve};
 use crate::search::Curve;
+use crate::table::{self, MINIBATCHES_PER_EPOCH, TableRow};
 
 /// DejaVu Sans (shipped in `data/fonts` with its license), so that the PNG has text on a
 /// machine without system fonts.
@@ -326,5 +330,253 @@ fn variant_color(variant: Variant, k: usize) -> RGBColor {
         BLACK
     } else {
         COLORS[k % COLORS.len()]
+    }
+}
+
+/// Figure 1: Spearman ρ of each reduced setting's test accuracy against epochs, training FLOPs
+/// (baseline epochs, log) and measured seconds per cell (log), with the paper's econas and
+/// econas+ as reference markers, into `STEM.png` and `STEM.svg`.
+pub fn draw_figure1(curves: &[SettingCurve], data: &str, stem: &Path) -> anyhow::Result<()> {
+    render(stem, (1800, 650), &Figure1 { curves, data })
+}
+
+struct Figure1<'a> {
+    curves: &'a [SettingCurve],
+    data: &'a str,
+}
+
+/// The range of `values` (positive, for a log axis), widened a little.
+fn log_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
+    let (low, high) = values
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .fold((f64::INFINITY, 0.0f64), |(l, h), v| (l.min(v), h.max(v)));
+    if low.is_finite() {
+        low / 1.5..high * 1.5
+    } else {
+        0.1..10.0
+    }
+}
+
+impl Figure for Figure1<'_> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        root.fill(&WHITE)?;
+        let title = format!(
+            "Reduced training on CIFAR-10: Spearman ρ vs. cost ({})",
+            self.data
+        );
+        let root = root.titled(&title, (FAMILY, 18))?;
+        let panels = root.split_evenly((1, 3));
+        let low = self
+            .curves
+            .iter()
+            .flat_map(|c| c.points.iter().map(|p| p.1))
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, f64::min);
+        let y = (low - 0.05).min(0.0)..1.0;
+        let epochs = self
+            .curves
+            .iter()
+            .map(|c| c.points.len())
+            .max()
+            .unwrap_or(1) as f64;
+        // Panel 1: against epochs.
+        let mut chart = ChartBuilder::on(&panels[0])
+            .caption("vs. epoch", (FAMILY, 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0f64..epochs, y.clone())?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("Spearman ρ")
+            .label_style((FAMILY, 14))
+            .axis_desc_style((FAMILY, 15))
+            .draw()?;
+        for (k, c) in self.curves.iter().enumerate() {
+            let color = COLORS[k % COLORS.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    c.points.iter().map(|p| (p.0 as f64, p.1)),
+                    color.stroke_width(2),
+                ))?
+                .label(format!("{} ({} cells)", c.setting, c.cells))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        for (name, _, epoch, rho, _) in PAPER_ECONAS {
+            chart.draw_series(std::iter::once(
+                EmptyElement::at((epoch as f64, rho))
+                    + TriangleMarker::new((0, 0), 7, BLACK.filled())
+                    + Text::new(format!("paper {name}"), (8, -6), (FAMILY, 13)),
+            ))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .label_font((FAMILY, 14))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .draw()?;
+        // Panels 2 and 3: against FLOPs and seconds (log axes, from epoch 1).
+        let flops = log_range(
+            self.curves
+                .iter()
+                .flat_map(|c| c.points.iter().map(|p| p.2)),
+        );
+        let paper_flops = |setting: &str, epoch: usize| {
+            PAPER_FLOPS_RATIO
+                .iter()
+                .find(|(s, _)| *s == setting)
+                .map(|(_, r)| r * epoch as f64)
+        };
+        let seconds = log_range(
+            self.curves
+                .iter()
+                .flat_map(|c| c.points.iter().map(|p| p.3)),
+        );
+        for (panel, (caption, x_desc, range, pick)) in [
+            (
+                "vs. training FLOPs",
+                "FLOPs (baseline r32c16 epochs, log)",
+                flops,
+                2usize,
+            ),
+            (
+                "vs. measured runtime",
+                "seconds per cell (one core, log)",
+                seconds,
+                3,
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut chart = ChartBuilder::on(&panels[panel + 1])
+                .caption(caption, (FAMILY, 18))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(50)
+                .build_cartesian_2d(range.log_scale(), y.clone())?;
+            chart
+                .configure_mesh()
+                .x_desc(x_desc)
+                .y_desc("Spearman ρ")
+                .label_style((FAMILY, 14))
+                .axis_desc_style((FAMILY, 15))
+                .draw()?;
+            for (k, c) in self.curves.iter().enumerate() {
+                let color = COLORS[k % COLORS.len()];
+                chart.draw_series(LineSeries::new(
+                    c.points
+                        .iter()
+                        .skip(1)
+                        .map(|p| (if pick == 2 { p.2 } else { p.3 }, p.1)),
+                    color.stroke_width(2),
+                ))?;
+            }
+            if pick == 2 {
+                for (name, setting, epoch, rho, _) in PAPER_ECONAS {
+                    if let Some(x) = paper_flops(setting, epoch) {
+                        chart.draw_series(std::iter::once(
+                            EmptyElement::at((x, rho))
+                                + TriangleMarker::new((0, 0), 7, BLACK.filled())
+                                + Text::new(format!("paper {name}"), (8, -6), (FAMILY, 13)),
+                        ))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Figure 2: every row's |ρ| against its cost in baseline minibatches (log), one panel per
+/// dataset: proxies, the vote's mean rank, `train_12ep`, the training reads, and the paper's
+/// values as hollow reference markers, into `STEM.png` and `STEM.svg`.
+pub fn draw_figure2(rows: &[TableRow], stem: &Path) -> anyhow::Result<()> {
+    render(stem, (1800, 650), &Figure2 { rows })
+}
+
+struct Figure2<'a> {
+    rows: &'a [TableRow],
+}
+
+impl Figure for Figure2<'_> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        root.fill(&WHITE)?;
+        let root = root.titled(
+            "Spearman |ρ| vs. cost per cell (filled: ours with 95% CI; hollow: the paper's)",
+            (FAMILY, 18),
+        )?;
+        let mut datasets: Vec<&str> = self.rows.iter().map(|r| r.dataset.as_str()).collect();
+        datasets.dedup();
+        let panels = root.split_evenly((1, datasets.len().max(1)));
+        for (area, dataset) in panels.iter().zip(&datasets) {
+            let rows: Vec<&TableRow> = self
+                .rows
+                .iter()
+                .filter(|r| r.dataset == *dataset && r.proxy != table::VOTE)
+                .collect();
+            let n = rows.first().map_or(0, |r| r.n + r.nan_count + r.missing);
+            let mut chart = ChartBuilder::on(area)
+                .caption(format!("{dataset} ({n} cells)"), (FAMILY, 18))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(50)
+                .build_cartesian_2d((0.5f64..5000.0).log_scale(), 0f64..1.0)?;
+            chart
+                .configure_mesh()
+                .x_desc("cost (baseline training minibatches, log)")
+                .y_desc("Spearman |ρ|")
+                .label_style((FAMILY, 14))
+                .axis_desc_style((FAMILY, 15))
+                .draw()?;
+            // Proxies share cost 1: spread their labels vertically by value.
+            for (k, r) in rows.iter().enumerate() {
+                if !r.spearman.is_finite() {
+                    continue;
+                }
+                let color = COLORS[k % COLORS.len()];
+                let x = r.cost_minibatches;
+                let (a, b) = (r.ci_low.abs(), r.ci_high.abs());
+                if r.ci_low.is_finite() && r.ci_high.is_finite() && r.ci_low * r.ci_high > 0.0 {
+                    chart.draw_series(std::iter::once(PathElement::new(
+                        vec![(x, a.min(b)), (x, a.max(b))],
+                        color.mix(0.6).stroke_width(2),
+                    )))?;
+                }
+                let name = r.proxy.clone();
+                chart.draw_series(std::iter::once(
+                    EmptyElement::at((x, r.spearman.abs()))
+                        + Circle::new((0, 0), 5, color.filled())
+                        + Text::new(name, (8, -5), (FAMILY, 12)),
+                ))?;
+                if let Some(p) = r.paper {
+                    chart.draw_series(std::iter::once(Circle::new(
+                        (x, p),
+                        6,
+                        color.stroke_width(2),
+                    )))?;
+                }
+            }
+            if *dataset == "cifar10" {
+                for (name, _, _, rho, cost) in PAPER_ECONAS {
+                    chart.draw_series(std::iter::once(
+                        EmptyElement::at((cost * MINIBATCHES_PER_EPOCH, rho))
+                            + Circle::new((0, 0), 6, BLACK.stroke_width(2))
+                            + Text::new(format!("paper {name}"), (8, 6), (FAMILY, 12)),
+                    ))?;
+                }
+            }
+        }
+        Ok(())
     }
 }

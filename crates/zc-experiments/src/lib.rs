@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod compare;
 pub mod config;
+pub mod econas;
 pub mod figure;
 pub mod provenance;
 pub mod search;

@@ -421,7 +421,7 @@ fn claim_settings(output: &Path, settings: &BTreeMap<Dataset, Settings>) -> anyh
 
 /// Removes this shard's temporary files left by a killed run (the shard lock is held, so no
 /// live run of this shard owns them; other shards' files are left alone).
-fn remove_stale_temporaries(output: &Path, prefixes: &[String]) -> anyhow::Result<()> {
+pub(crate) fn remove_stale_temporaries(output: &Path, prefixes: &[String]) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(output)?.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         let stem = name.trim_start_matches('.');

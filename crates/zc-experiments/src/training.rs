@@ -430,6 +430,7 @@ pub fn run(
         );
     }
     let prefix = file_prefix(experiment.dataset, shard);
+    crate::sweep::remove_stale_temporaries(output, std::slice::from_ref(&prefix))?;
     let cells = shard.select(&experiment.cells);
     let mut jobs = Vec::new();
     let mut skipped = 0;

@@ -2,6 +2,7 @@
 
 pub mod compare;
 pub mod data;
+pub mod figures;
 pub mod score;
 pub mod search;
 pub mod space;
