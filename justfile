@@ -45,6 +45,20 @@ reproduce-table1 CELLS="sample":
 bench:
     RAYON_NUM_THREADS=1 cargo bench -p zc-proxies
 
+# The paper's Figure 1: reduced training (r8c4, r8c8, r16c4, r16c8, 40 epochs) of 40 cells on the
+# shipped data (data-reduced: 800 training / 200 test images; about an hour on 2 cores,
+# resumable), then the figures and their numbers in results/figures/. `just reproduce-figure1
+# DIR` trains every cell on the official CIFAR-10 binary files in DIR instead (days: shard it).
+reproduce-figure1 OFFICIAL="":
+    {{ if OFFICIAL == "" { zc + " train experiments/econas.yaml" } else { zc + " train experiments/econas-official.yaml --official " + OFFICIAL } }}
+    {{zc}} figures --train {{ if OFFICIAL == "" { "results/econas" } else { "results/econas-official" } }} --sweep results/table1-1000 --out results/figures/{{ if OFFICIAL == "" { "econas" } else { "econas-official" } }}
+
+# The paper's Figure 2: every proxy, the vote, the 12-epoch baseline, econas and econas+ against
+# their cost per dataset (the Table-1 sweep of 1,000 cells, resumable, and the training above).
+reproduce-figure2 OFFICIAL="":
+    {{zc}} sweep experiments/table1-1000.yaml
+    just reproduce-figure1 {{OFFICIAL}}
+
 # The paper's Figure 3: synflow over all 15,625 cells on CIFAR-100 (resumable sweep), then the
 # NAS search curves (RAND, RL, AE, BP; 100 seeded runs per variant) into results/figure3/.
 reproduce-figure3 RUNS="100":
