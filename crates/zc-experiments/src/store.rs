@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, bail};
-use polars::prelude::{DataFrame, DataType, ParquetReader, ParquetWriter, SerReader};
+use polars::prelude::{
+    BooleanChunked, DataFrame, DataType, NewChunkedArray, ParquetReader, ParquetWriter, SerReader,
+};
 use serde::{Deserialize, Serialize};
 use zc_data::{DataLoad, Dataset};
 use zc_proxies::{Backend, Precision};
@@ -364,6 +366,64 @@ pub fn write_text_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     write_atomically(path, |file| Ok(file.write_all(text.as_bytes())?))
+}
+
+/// Merges `{prefix}.parquet` and every `{prefix}.part-*.parquet` in `output` into
+/// `{prefix}.parquet`, keeping the first row of each key (`keys` gives a file's row keys in
+/// order), then removes the parts; `None` when there were no parts. Call it with the shard's
+/// lock held.
+pub fn merge_parts<K: std::hash::Hash + Eq>(
+    output: &Path,
+    prefix: &str,
+    keys: impl Fn(&DataFrame, &Path) -> anyhow::Result<Vec<K>>,
+) -> anyhow::Result<Option<PathBuf>> {
+    let merged_path = output.join(format!("{prefix}.parquet"));
+    let part_prefix = format!("{prefix}.part-");
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(output)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&part_prefix) && n.ends_with(".parquet"))
+        })
+        .collect();
+    if sources.is_empty() {
+        return Ok(None);
+    }
+    sources.sort();
+    let parts = sources.clone();
+    if merged_path.exists() {
+        sources.insert(0, merged_path.clone());
+    }
+    let mut merged: Option<DataFrame> = None;
+    let mut seen = std::collections::HashSet::new();
+    for path in &sources {
+        let df = read_parquet(path)?;
+        let keep: Vec<bool> = keys(&df, path)?
+            .into_iter()
+            .map(|k| seen.insert(k))
+            .collect();
+        let df = df.filter(&BooleanChunked::from_slice("keep".into(), &keep))?;
+        match merged.as_mut() {
+            Some(m) => {
+                // Same columns (the directory's schema is checked at start), maybe reordered.
+                let df = df.select(m.get_column_names_owned()).with_context(|| {
+                    format!("{} does not fit {prefix}'s columns", path.display())
+                })?;
+                m.vstack_mut_owned(df)?;
+            }
+            None => merged = Some(df),
+        }
+    }
+    if let Some(mut df) = merged {
+        df.rechunk_mut();
+        write_atomic(&mut df, &merged_path)?;
+        for part in parts {
+            std::fs::remove_file(&part)
+                .with_context(|| format!("cannot remove {}", part.display()))?;
+        }
+    }
+    Ok(Some(merged_path))
 }
 
 /// An exclusive lock on one shard of a sweep directory, held while the shard runs: a second run

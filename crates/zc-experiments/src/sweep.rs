@@ -24,7 +24,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use polars::prelude::{BooleanChunked, Column, DataFrame, NewChunkedArray};
+use polars::prelude::{Column, DataFrame};
 use serde::{Deserialize, Serialize};
 use zc_benchmark::GroundTruth;
 use zc_data::{Dataset, ImageSet, MinibatchSampler};
@@ -531,7 +531,13 @@ pub fn run(
     };
     let mut files = Vec::new();
     for prefix in &prefixes {
-        if let Some(file) = merge_parts(output, prefix)? {
+        let keys = |df: &DataFrame, path: &Path| -> anyhow::Result<Vec<RowKey>> {
+            Ok(store::row_identities(df, path)?
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect())
+        };
+        if let Some(file) = store::merge_parts(output, prefix, keys)? {
             files.push(file);
         }
     }
@@ -779,56 +785,4 @@ fn score_jobs(
     })?;
     progress.finish_and_clear();
     Ok(nan_counts)
-}
-
-/// Merges `{prefix}.parquet` and every `{prefix}.part-*.parquet` into `{prefix}.parquet`
-/// (duplicate rows dropped), then removes the parts. Called with the shard's lock held.
-fn merge_parts(output: &Path, prefix: &str) -> anyhow::Result<Option<PathBuf>> {
-    let merged_path = output.join(format!("{prefix}.parquet"));
-    let part_prefix = format!("{prefix}.part-");
-    let mut sources: Vec<PathBuf> = std::fs::read_dir(output)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&part_prefix) && n.ends_with(".parquet"))
-        })
-        .collect();
-    if sources.is_empty() {
-        return Ok(None);
-    }
-    sources.sort();
-    let parts = sources.clone();
-    if merged_path.exists() {
-        sources.insert(0, merged_path.clone());
-    }
-    let mut merged: Option<DataFrame> = None;
-    let mut seen: HashSet<RowKey> = HashSet::new();
-    for path in &sources {
-        let df = store::read_parquet(path)?;
-        let keep: Vec<bool> = store::row_identities(&df, path)?
-            .into_iter()
-            .map(|(k, _)| seen.insert(k))
-            .collect();
-        let df = df.filter(&BooleanChunked::from_slice("keep".into(), &keep))?;
-        match merged.as_mut() {
-            Some(m) => {
-                // Same columns (the proxy set is checked at start), maybe in another order.
-                let df = df.select(m.get_column_names_owned()).with_context(|| {
-                    format!("{} does not fit {prefix}'s columns", path.display())
-                })?;
-                m.vstack_mut_owned(df)?;
-            }
-            None => merged = Some(df),
-        }
-    }
-    if let Some(mut df) = merged {
-        df.rechunk_mut();
-        store::write_atomic(&mut df, &merged_path)?;
-        for part in parts {
-            std::fs::remove_file(&part)
-                .with_context(|| format!("cannot remove {}", part.display()))?;
-        }
-    }
-    Ok(Some(merged_path))
 }

@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use polars::prelude::{Column, DataFrame, DataType, NamedFrom, Series};
+use polars::prelude::{Column, DataFrame, DataType};
 use serde::{Deserialize, Serialize};
 use zc_benchmark::GroundTruth;
 use zc_data::{Dataset, ImageSet, LabelLayout};
@@ -468,7 +468,7 @@ pub fn run(
         finished_unix: finished,
     };
     if total == 0 {
-        merge(output, &prefix)?;
+        store::merge_parts(output, &prefix, job_keys)?;
         return Ok(TrainSummary {
             trained: 0,
             skipped,
@@ -484,7 +484,7 @@ pub fn run(
     } else {
         "failed"
     };
-    let merged = merge(output, &prefix);
+    let merged = store::merge_parts(output, &prefix, job_keys);
     let _ = write_manifest(
         &manifest_path,
         &manifest(status, done, Some(unix_seconds())),
@@ -701,53 +701,6 @@ fn frame(
         Column::new(column::GIT_REVISION.into(), text(provenance::GIT_REVISION)),
     ];
     Ok(DataFrame::new(n, columns)?)
-}
-
-/// Merges `{prefix}.parquet` and its part files into `{prefix}.parquet` (a job's rows are
-/// kept once), then removes the parts.
-fn merge(output: &Path, prefix: &str) -> anyhow::Result<()> {
-    let merged_path = output.join(format!("{prefix}.parquet"));
-    let part_prefix = format!("{prefix}.part-");
-    let mut parts: Vec<PathBuf> = std::fs::read_dir(output)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&part_prefix) && n.ends_with(".parquet"))
-        })
-        .collect();
-    if parts.is_empty() {
-        return Ok(());
-    }
-    parts.sort();
-    let mut sources = parts.clone();
-    if merged_path.exists() {
-        sources.insert(0, merged_path.clone());
-    }
-    let mut merged: Option<DataFrame> = None;
-    let mut seen = BTreeSet::new();
-    for path in &sources {
-        let df = store::read_parquet(path)?;
-        let keys = job_keys(&df, path)?;
-        let keep: Vec<bool> = keys.into_iter().map(|k| seen.insert(k)).collect();
-        let mask = Series::new("keep".into(), keep);
-        let df = df.filter(mask.bool()?)?;
-        match merged.as_mut() {
-            Some(m) => {
-                m.vstack_mut_owned(df.select(m.get_column_names_owned())?)?;
-            }
-            None => merged = Some(df),
-        }
-    }
-    if let Some(mut df) = merged {
-        df.rechunk_mut();
-        store::write_atomic(&mut df, &merged_path)?;
-        for part in parts {
-            std::fs::remove_file(&part)
-                .with_context(|| format!("cannot remove {}", part.display()))?;
-        }
-    }
-    Ok(())
 }
 
 /// (seed, index, setting, epoch) of every row.

@@ -35,8 +35,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let net = Nb201Network::with_channels(cell, 10, setting.channels);
         let weights = Weights::init(&net, 0);
         let seconds = pool.install(|| {
-            let mut training =
-                Training::new(&net, &weights, Recipe::paper(40, batch).expect("valid"), Precision::F32);
+            let mut training = Training::new(
+                &net,
+                &weights,
+                Recipe::paper(40, batch).expect("valid"),
+                Precision::F32,
+            );
             training.step(&minibatch, 0.1);
             let start = Instant::now();
             for _ in 0..steps {
@@ -44,7 +48,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             start.elapsed().as_secs_f64()
         });
-        println!("{} {seconds:.4} {:.1}", line.trim(), (steps * batch) as f64 / seconds);
+        println!(
+            "{} {seconds:.4} {:.1}",
+            line.trim(),
+            (steps * batch) as f64 / seconds
+        );
     }
     Ok(())
 }

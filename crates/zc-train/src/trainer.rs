@@ -13,6 +13,7 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 use zc_data::Minibatch;
 use zc_proxies::Nb201Network;
 use zc_proxies::network::forward::{ForwardConfig, NormMode, NormStats, cross_entropy, forward};
+use zc_proxies::pass::{inputs, one_hot};
 use zc_proxies::{Precision, Weights};
 
 use crate::{Recipe, TrainData, TrainError};
@@ -127,7 +128,7 @@ impl<'a> Training<'a> {
             record_norm_stats: true,
             ..ForwardConfig::new(NormMode::All)
         };
-        let x = input(batch, &self.device, self.dtype);
+        let x = inputs(batch, &self.device, self.dtype);
         let out = forward(self.net, &values, x, config);
         let one_hot = one_hot(batch, self.net.num_classes(), &self.device, self.dtype);
         let loss = cross_entropy(out.logits, one_hot);
@@ -164,7 +165,7 @@ impl<'a> Training<'a> {
             running_stats: Some(&self.running),
             ..ForwardConfig::new(NormMode::All)
         };
-        let out = forward(self.net, &values, input(batch, &inner, self.dtype), config);
+        let out = forward(self.net, &values, inputs(batch, &inner, self.dtype), config);
         host(out.logits.reshape([-1]))
     }
 
@@ -273,25 +274,6 @@ fn affine_channels(net: &Nb201Network) -> Vec<usize> {
         .filter(|p| matches!(p.role, zc_proxies::network::ParamRole::BnGamma))
         .map(|p| p.numel())
         .collect()
-}
-
-fn input(batch: &Minibatch, device: &Device, dtype: DType) -> Tensor<4> {
-    let shape = [batch.batch_size, 3, batch.resolution, batch.resolution];
-    Tensor::from_data(
-        TensorData::new(batch.images.clone(), shape),
-        (device, dtype),
-    )
-}
-
-fn one_hot(batch: &Minibatch, classes: usize, device: &Device, dtype: DType) -> Tensor<2> {
-    let mut values = vec![0.0f32; batch.batch_size * classes];
-    for (row, &label) in batch.labels.iter().enumerate() {
-        values[row * classes + label as usize] = 1.0;
-    }
-    Tensor::from_data(
-        TensorData::new(values, [batch.batch_size, classes]),
-        (device, dtype),
-    )
 }
 
 fn host<const D: usize>(t: Tensor<D>) -> Vec<f64> {

@@ -338,7 +338,8 @@ pub(super) fn device_params(
         .collect()
 }
 
-pub(super) fn inputs(batch: &Minibatch, device: &Device, dtype: DType) -> Tensor<4> {
+/// The minibatch's images as a `[N, 3, H, W]` tensor on `device` in `dtype`.
+pub fn inputs(batch: &Minibatch, device: &Device, dtype: DType) -> Tensor<4> {
     let shape = [batch.batch_size, 3, batch.resolution, batch.resolution];
     Tensor::from_data(
         TensorData::new(batch.images.clone(), shape),
@@ -346,12 +347,8 @@ pub(super) fn inputs(batch: &Minibatch, device: &Device, dtype: DType) -> Tensor
     )
 }
 
-pub(super) fn one_hot(
-    batch: &Minibatch,
-    classes: usize,
-    device: &Device,
-    dtype: DType,
-) -> Tensor<2> {
+/// The minibatch's labels one-hot, `[N, classes]`, on `device` in `dtype`.
+pub fn one_hot(batch: &Minibatch, classes: usize, device: &Device, dtype: DType) -> Tensor<2> {
     let mut values = vec![0.0f32; batch.batch_size * classes];
     for (row, &label) in batch.labels.iter().enumerate() {
         values[row * classes + label as usize] = 1.0;
