@@ -644,7 +644,8 @@ pub fn compare(
     })
 }
 
-fn num(v: f64) -> String {
+/// A value with three decimals, a dash for NaN.
+pub(crate) fn num(v: f64) -> String {
     if v.is_nan() {
         "—".into()
     } else {

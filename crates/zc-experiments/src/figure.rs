@@ -400,7 +400,10 @@ impl Figure for Figure1<'_> {
             let color = COLORS[k % COLORS.len()];
             chart
                 .draw_series(LineSeries::new(
-                    c.points.iter().map(|p| (p.0 as f64, p.1)),
+                    c.points
+                        .iter()
+                        .filter(|p| p.1.is_finite())
+                        .map(|p| (p.0 as f64, p.1)),
                     color.stroke_width(2),
                 ))?
                 .label(format!("{} ({} cells)", c.setting, c.cells))
@@ -475,6 +478,7 @@ impl Figure for Figure1<'_> {
                     c.points
                         .iter()
                         .skip(1)
+                        .filter(|p| p.1.is_finite())
                         .map(|p| (if pick == 2 { p.2 } else { p.3 }, p.1)),
                     color.stroke_width(2),
                 ))?;

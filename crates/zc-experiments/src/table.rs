@@ -382,6 +382,12 @@ pub fn compute(
                     .filter(|(s, _, _)| *s == seed)
                     .map(|(_, index, _)| *index)
                     .collect();
+                if cells.is_empty() {
+                    bail!(
+                        "the training rows of {dataset_name} have no seed {seed}, the sweep rows' \
+                         seed: train with the sweep's seed (or give sweep rows of the training's)"
+                    );
+                }
                 restricted = scores.restricted(&cells);
                 notes.push(format!(
                     "{dataset_name} seed {seed}: every row covers the {} cells trained in {} (of \

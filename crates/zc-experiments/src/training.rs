@@ -191,12 +191,12 @@ impl TrainExperiment {
         if config.settings.is_empty() {
             bail!("settings: at least one setting (e.g. r8c4) is needed");
         }
-        reject_duplicates("settings", config.settings.iter().cloned())?;
         let settings = config
             .settings
             .iter()
             .map(|s| s.parse::<Setting>().context("settings"))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        reject_duplicates("settings", settings.iter().copied())?;
         let recipe =
             Recipe::paper(config.epochs, config.batch_size).context("epochs/batch_size")?;
         if config.seeds.is_empty() {
@@ -256,6 +256,8 @@ impl TrainExperiment {
 /// values. A directory holds rows of one identity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrainIdentity {
+    /// Dataset.
+    pub dataset: String,
     /// What the data is.
     pub data: String,
     /// SHA-256 of the training and test files.
@@ -271,13 +273,15 @@ pub struct TrainIdentity {
 }
 
 impl TrainIdentity {
-    fn differences(&self, other: &TrainIdentity) -> Vec<String> {
+    /// Each differing setting as `NAME A there, B here` (`there`: `other`).
+    fn differences(&self, other: &TrainIdentity, here: &str) -> Vec<String> {
         let mut out = Vec::new();
         let mut check = |name: &str, a: &str, b: &str| {
             if a != b {
-                out.push(format!("{name} {a} there, this run {b}"));
+                out.push(format!("{name} {a} there, {here} {b}"));
             }
         };
+        check("dataset", &other.dataset, &self.dataset);
         check("data", &other.data, &self.data);
         check("images_sha256", &other.images_sha256, &self.images_sha256);
         check(
@@ -409,6 +413,7 @@ pub fn run(
     let started_unix = unix_seconds();
     let output = experiment.output.as_path();
     let identity = TrainIdentity {
+        dataset: experiment.dataset.name().to_string(),
         data: data.description().to_string(),
         images_sha256: data.images_sha256().to_string(),
         epochs: experiment.recipe.epochs as u32,
@@ -426,7 +431,7 @@ pub fn run(
         bail!(
             "{} holds training rows of other settings ({}); train into another directory (--output)",
             output.display(),
-            identity.differences(there).join(", ")
+            identity.differences(there, "this run").join(", ")
         );
     }
     let prefix = file_prefix(experiment.dataset, shard);
@@ -469,6 +474,17 @@ pub fn run(
     };
     if total == 0 {
         store::merge_parts(output, &prefix, job_keys)?;
+        // A run killed after its last part file left its manifest `running`: it is finished.
+        let stale = std::fs::read_to_string(&manifest_path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<TrainManifest>(&t).ok())
+            .is_some_and(|m| m.status != "finished");
+        if stale {
+            write_manifest(
+                &manifest_path,
+                &manifest("finished", skipped, Some(unix_seconds())),
+            )?;
+        }
         return Ok(TrainSummary {
             trained: 0,
             skipped,
@@ -477,8 +493,8 @@ pub fn run(
         });
     }
     write_manifest(&manifest_path, &manifest("running", skipped, None))?;
-    let outcome = train_jobs(experiment, table, data, &identity, shard, jobs);
-    let done = skipped + outcome.as_ref().map_or(0, |n| *n);
+    let (finished, outcome) = train_jobs(experiment, table, data, &identity, shard, jobs);
+    let done = skipped + finished;
     let status = if outcome.is_ok() {
         "finished"
     } else {
@@ -489,10 +505,10 @@ pub fn run(
         &manifest_path,
         &manifest(status, done, Some(unix_seconds())),
     );
-    let trained = outcome?;
+    outcome?;
     merged?;
     Ok(TrainSummary {
-        trained,
+        trained: finished,
         skipped,
         seconds: start.elapsed().as_secs_f64(),
         files: existing_files(output, &prefix),
@@ -513,7 +529,8 @@ fn write_manifest(path: &Path, manifest: &TrainManifest) -> anyhow::Result<()> {
 }
 
 /// Trains `jobs` on `experiment.workers` threads (one core each), writing each finished job
-/// as a part file; returns how many finished.
+/// as a part file; returns how many were written, and the first error. After an error no new
+/// job starts, but the jobs already running finish and are written.
 fn train_jobs(
     experiment: &TrainExperiment,
     table: &GroundTruth,
@@ -521,7 +538,29 @@ fn train_jobs(
     identity: &TrainIdentity,
     shard: Shard,
     jobs: Vec<(u64, usize, Setting)>,
-) -> anyhow::Result<usize> {
+) -> (usize, anyhow::Result<()>) {
+    let mut finished = 0usize;
+    let result = train_jobs_counted(
+        experiment,
+        table,
+        data,
+        identity,
+        shard,
+        jobs,
+        &mut finished,
+    );
+    (finished, result)
+}
+
+fn train_jobs_counted(
+    experiment: &TrainExperiment,
+    table: &GroundTruth,
+    data: &TrainData,
+    identity: &TrainIdentity,
+    shard: Shard,
+    jobs: Vec<(u64, usize, Setting)>,
+    finished: &mut usize,
+) -> anyhow::Result<()> {
     let output = experiment.output.as_path();
     let total = jobs.len();
     let epochs = experiment.recipe.epochs;
@@ -545,8 +584,8 @@ fn train_jobs(
     }
     let (tx, rx) = mpsc::channel::<Message>();
     let run_id = format!("{}-{}", std::process::id(), unix_seconds());
-    let mut finished = 0usize;
     let started = Instant::now();
+    let mut first_error = None;
     std::thread::scope(|scope| -> anyhow::Result<()> {
         for _ in 0..workers {
             let (queue, tx) = (queue.clone(), tx.clone());
@@ -618,25 +657,26 @@ fn train_jobs(
                     let name = format!(
                         "{}.part-{run_id}-{:05}.parquet",
                         file_prefix(experiment.dataset, shard),
-                        finished
+                        *finished
                     );
                     store::write_atomic(&mut df, &output.join(name))?;
-                    finished += 1;
+                    *finished += 1;
                     progress.set_message(format!("{finished}/{total} runs"));
                 }
                 Message::Done(Err(e)) => {
+                    // No new job; the running ones finish and are written.
                     queue
                         .lock()
                         .map(|mut q| q.by_ref().for_each(drop))
                         .unwrap_or(());
-                    return Err(e);
+                    first_error.get_or_insert(e);
                 }
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     })?;
     progress.finish_and_clear();
-    Ok(finished)
+    Ok(())
 }
 
 /// The rows of one finished job.
@@ -840,6 +880,7 @@ pub fn read_runs(inputs: &[PathBuf]) -> anyhow::Result<TrainRuns> {
         );
         for (i, key) in keys.into_iter().enumerate() {
             let identity = TrainIdentity {
+                dataset: dataset[i].clone(),
                 data: data[i].clone(),
                 images_sha256: sha[i].clone(),
                 epochs: epochs[i] as u32,
@@ -849,10 +890,10 @@ pub fn read_runs(inputs: &[PathBuf]) -> anyhow::Result<TrainRuns> {
             };
             match &out.identity {
                 Some(first) if first != &identity => bail!(
-                    "{} holds training rows of other settings than the files before it ({}); \
-                     give inputs of one training setup",
+                    "{} holds training rows of other settings than the files read before it \
+                     ({}); give inputs of one training setup",
                     path.display(),
-                    first.differences(&identity).join(", ")
+                    identity.differences(first, "in this file").join(", ")
                 ),
                 Some(_) => {}
                 None => out.identity = Some(identity),

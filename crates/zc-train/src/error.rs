@@ -7,7 +7,7 @@ use thiserror::Error;
 pub enum TrainError {
     /// A reduced-training setting name is not of the form `rRcC`.
     #[error(
-        "\"{0}\" is not a training setting: write rRcC with the input resolution R (a multiple of 4) and the initial channels C, e.g. r8c4 or r32c16"
+        "\"{0}\" is not a training setting: write rRcC with the input resolution R (8 to 32, a multiple of 4) and the initial channels C, e.g. r8c4 or r32c16"
     )]
     BadSetting(String),
     /// A recipe value is out of range.
@@ -16,17 +16,4 @@ pub enum TrainError {
     /// The data cannot be split or batched as asked.
     #[error("training data: {0}")]
     BadData(String),
-    /// The network or its weights could not be built.
-    #[error(transparent)]
-    Proxy(#[from] zc_proxies::ProxyError),
-    /// The loss or the accuracy is not finite (a diverged training).
-    #[error("training diverged at epoch {epoch}: the {what} is {value}")]
-    Diverged {
-        /// Epoch (1-based) at which it happened.
-        epoch: usize,
-        /// Which quantity.
-        what: &'static str,
-        /// Its value.
-        value: f64,
-    },
 }

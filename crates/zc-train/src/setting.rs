@@ -50,7 +50,10 @@ impl FromStr for Setting {
                 .ok_or_else(bad)
         };
         let (resolution, channels) = (number(r)?, number(c)?);
-        if resolution == 0 || resolution % 4 != 0 || resolution > 32 || channels == 0 {
+        // Below 8 the last stage's maps are 1x1 and a BatchNorm over one image is undefined;
+        // leading zeros would name one setting twice.
+        let canonical = !r.starts_with('0') && !c.starts_with('0');
+        if !canonical || resolution < 8 || resolution % 4 != 0 || resolution > 32 || channels == 0 {
             return Err(bad());
         }
         Ok(Setting {
@@ -106,7 +109,9 @@ mod tests {
         let s: Setting = "r8c4".parse().unwrap();
         assert_eq!((s.resolution, s.channels), (8, 4));
         assert_eq!(s.to_string(), "r8c4");
-        for bad in ["8c4", "r8", "r6c4", "r8c0", "r8c4x", "r+8c4", "r64c4", ""] {
+        for bad in [
+            "8c4", "r8", "r6c4", "r4c4", "r08c4", "r8c0", "r8c4x", "r+8c4", "r64c4", "",
+        ] {
             assert!(bad.parse::<Setting>().is_err(), "{bad}");
         }
     }

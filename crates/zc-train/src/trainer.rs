@@ -42,7 +42,8 @@ pub struct Evaluation {
 pub struct EpochReport {
     /// Epoch number, 1-based (0: the untrained network).
     pub epoch: usize,
-    /// Mean training loss over the epoch's steps (NaN at epoch 0).
+    /// Mean training loss over the epoch's steps (NaN at epoch 0; the reference logs the last
+    /// step's instead).
     pub train_loss: f64,
     /// Test metrics.
     pub test: Evaluation,
@@ -169,12 +170,19 @@ impl<'a> Training<'a> {
         host(out.logits.reshape([-1]))
     }
 
-    /// Mean cross-entropy and accuracy over `batches` in eval mode.
+    /// Mean cross-entropy and accuracy over `batches` in eval mode; both NaN when a logit is
+    /// not finite (a diverged network has no meaningful prediction).
     pub fn evaluate(&self, batches: &[Minibatch]) -> Evaluation {
         let classes = self.net.num_classes();
         let (mut loss, mut correct, mut count) = (0.0, 0usize, 0usize);
         for batch in batches {
             let logits = self.logits(batch);
+            if logits.iter().any(|v| !v.is_finite()) {
+                return Evaluation {
+                    loss: f64::NAN,
+                    accuracy: f64::NAN,
+                };
+            }
             for (row, &label) in logits.chunks_exact(classes).zip(&batch.labels) {
                 let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let log_sum = row.iter().map(|v| (v - max).exp()).sum::<f64>().ln() + max;
@@ -209,8 +217,8 @@ impl<'a> Training<'a> {
 
     /// The whole recipe on `data`: epoch 0 (the untrained network) is evaluated first, then
     /// every epoch trains on `data.epoch_batches(seed, epoch)` and is evaluated; `on_epoch` sees
-    /// each report and may stop the run early by returning `false`. Epochs before
-    /// `first_epoch` are replayed without evaluation (a resumed run recomputes them exactly).
+    /// each report and may stop the run early by returning `false`. A diverged run goes on, as
+    /// the reference's does: its losses and accuracies are reported as NaN.
     pub fn run(
         &mut self,
         data: &TrainData,
@@ -241,13 +249,6 @@ impl<'a> Training<'a> {
                 loss_sum += self.step(batch, lr);
             }
             let train_loss = loss_sum / batches.len() as f64;
-            if !train_loss.is_finite() {
-                return Err(TrainError::Diverged {
-                    epoch,
-                    what: "training loss",
-                    value: train_loss,
-                });
-            }
             let train_seconds = started.elapsed().as_secs_f64();
             let started = Instant::now();
             let test = self.evaluate(&test);
