@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use zc_benchmark::{GroundTruth, Metric};
 use zc_data::Dataset;
 use zc_experiments::training::{self, TrainExperiment};
-use zc_experiments::{stats, table};
+use zc_experiments::{econas, stats, table};
 
 fn data_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data"))
@@ -215,5 +215,35 @@ fn a_killed_training_resumes_without_losing_finished_runs() {
     );
     assert_eq!(row("synflow").n, 8);
     assert_eq!(row("synflow").cost_minibatches, 1.0);
+
+    // Figures 1 and 2 from the same rows: the curve's last point is the table's read.
+    let figures = econas::figures(
+        std::slice::from_ref(&out),
+        &[data_dir().join("../results/table1-1000")],
+        &gt,
+        &data_dir(),
+        &dir.join("figures/econas"),
+        "test",
+    )
+    .unwrap();
+    let [curve] = figures.curves.as_slice() else {
+        panic!("one setting, one curve")
+    };
+    assert_eq!((curve.setting.as_str(), curve.cells), ("r8c4", 8));
+    let epochs: Vec<usize> = curve.points.iter().map(|p| p.0).collect();
+    assert_eq!(epochs, [0, 1, 2]);
+    assert!((curve.points[2].1 - read.spearman).abs() < 1e-12);
+    assert!(
+        (curve.points[2].2 * table::MINIBATCHES_PER_EPOCH - read.cost_minibatches).abs() < 1e-9
+    );
+    for file in &figures.files {
+        assert!(
+            std::fs::metadata(file).is_ok_and(|m| m.len() > 0),
+            "{}",
+            file.display()
+        );
+    }
+    let report = std::fs::read_to_string(dir.join("figures/econas.md")).unwrap();
+    assert!(report.contains("**Data-reduced**"), "{report}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
