@@ -520,8 +520,12 @@ impl Figure for Figure2<'_> {
             "Spearman |ρ| vs. cost per cell (filled: ours with 95% CI; hollow: the paper's)",
             (FAMILY, 18),
         )?;
-        let mut datasets: Vec<&str> = self.rows.iter().map(|r| r.dataset.as_str()).collect();
-        datasets.dedup();
+        // The paper's order: CIFAR-10, CIFAR-100, ImageNet16-120.
+        let datasets: Vec<&str> = zc_data::Dataset::ALL
+            .iter()
+            .map(|d| d.name())
+            .filter(|name| self.rows.iter().any(|r| r.dataset == *name))
+            .collect();
         let panels = root.split_evenly((1, datasets.len().max(1)));
         for (area, dataset) in panels.iter().zip(&datasets) {
             let rows: Vec<&TableRow> = self
