@@ -16,4 +16,4 @@ mod sampler;
 pub use dataset::{Dataset, LabelLayout};
 pub use error::DataError;
 pub use image_set::ImageSet;
-pub use sampler::{DataLoad, Minibatch, MinibatchSampler};
+pub use sampler::{DataLoad, Minibatch, MinibatchSampler, crop_flip};

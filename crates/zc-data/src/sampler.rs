@@ -172,25 +172,15 @@ impl MinibatchSampler {
         let top = rng.random_range(0..=2 * pad);
         let left = rng.random_range(0..=2 * pad);
         let flip = rng.random_bool(0.5);
-        // Source coordinate of padded coordinate `p`, or None inside the zero border.
-        let source = |p: usize| p.checked_sub(pad).filter(|&s| s < res);
+        let cropped = crop_flip(image, res, pad, top, left, flip);
         let plane = res * res;
-        for (c, (src, dst)) in image
+        for (c, (src, dst)) in cropped
             .chunks_exact(plane)
             .zip(out.chunks_exact_mut(plane))
             .enumerate()
         {
-            let lut = &self.lut[c];
-            for (y, row) in dst.chunks_exact_mut(res).enumerate() {
-                let Some(sy) = source(top + y) else {
-                    row.fill(lut[0]);
-                    continue;
-                };
-                for (x, value) in row.iter_mut().enumerate() {
-                    let cx = if flip { res - 1 - x } else { x };
-                    *value =
-                        source(left + cx).map_or(lut[0], |sx| lut[usize::from(src[sy * res + sx])]);
-                }
+            for (value, &pixel) in dst.iter_mut().zip(src) {
+                *value = self.lut[c][usize::from(pixel)];
             }
         }
     }
@@ -221,4 +211,52 @@ fn splitmix64(x: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// torchvision's `RandomCrop(side, padding=pad)` then `RandomHorizontalFlip` on one planar
+/// `3 x side x side` image, with the crop's corner at (`top`, `left`) of the zero-padded image
+/// and the flip given: the window's pixels, zero where it covers the padding.
+pub fn crop_flip(
+    image: &[u8],
+    side: usize,
+    pad: usize,
+    top: usize,
+    left: usize,
+    flip: bool,
+) -> Vec<u8> {
+    // Source coordinate of padded coordinate `p`, or None inside the zero border.
+    let source = |p: usize| p.checked_sub(pad).filter(|&s| s < side);
+    let mut out = vec![0u8; image.len()];
+    for (src, dst) in image
+        .chunks_exact(side * side)
+        .zip(out.chunks_exact_mut(side * side))
+    {
+        for (y, row) in dst.chunks_exact_mut(side).enumerate() {
+            let Some(sy) = source(top + y) else { continue };
+            for (x, value) in row.iter_mut().enumerate() {
+                let cx = if flip { side - 1 - x } else { x };
+                if let Some(sx) = source(left + cx) {
+                    *value = src[sy * side + sx];
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crop_at_the_pad_offset_without_flip_is_the_image() {
+        let image: Vec<u8> = (0..3 * 8 * 8).map(|v| v as u8).collect();
+        assert_eq!(crop_flip(&image, 8, 4, 4, 4, false), image);
+        let shifted = crop_flip(&image, 8, 4, 5, 4, false);
+        // One row up: the last row comes from the zero padding.
+        assert_eq!(&shifted[..8], &image[8..16]);
+        assert_eq!(&shifted[56..64], &[0u8; 8]);
+        let flipped = crop_flip(&image, 8, 4, 4, 4, true);
+        assert_eq!(flipped[0], image[7]);
+    }
 }

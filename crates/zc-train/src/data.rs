@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use zc_data::{ImageSet, Minibatch};
+use zc_data::{ImageSet, Minibatch, crop_flip};
 
 use crate::TrainError;
 use crate::resize::resize_planar;
@@ -148,6 +148,8 @@ impl TrainData {
                         let top = rng.random_range(0..=2 * pad);
                         let left = rng.random_range(0..=2 * pad);
                         let flip = rng.random_bool(0.5);
+                        // Flipping before the resize equals flipping after it (the resize
+                        // filter is symmetric).
                         let cropped = crop_flip(self.train.image(i), side, pad, top, left, flip);
                         resize_planar(&cropped, side, resolution)
                     })
@@ -175,36 +177,6 @@ impl TrainData {
     }
 }
 
-/// A `side x side` window of the image zero-padded by `pad` (torchvision's RandomCrop with
-/// `padding`), its top-left corner at (`top`, `left`) of the padded image, mirrored if `flip`.
-/// Flipping before the resize equals flipping after it (the filter is symmetric).
-fn crop_flip(
-    image: &[u8],
-    side: usize,
-    pad: usize,
-    top: usize,
-    left: usize,
-    flip: bool,
-) -> Vec<u8> {
-    let source = |p: usize| p.checked_sub(pad).filter(|&s| s < side);
-    let mut out = vec![0u8; image.len()];
-    for (src, dst) in image
-        .chunks_exact(side * side)
-        .zip(out.chunks_exact_mut(side * side))
-    {
-        for (y, row) in dst.chunks_exact_mut(side).enumerate() {
-            let Some(sy) = source(top + y) else { continue };
-            for (x, value) in row.iter_mut().enumerate() {
-                let cx = if flip { side - 1 - x } else { x };
-                if let Some(sx) = source(left + cx) {
-                    *value = src[sy * side + sx];
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Normalises uint8 planar images into a minibatch.
 fn batch(
     set: &ImageSet,
@@ -229,22 +201,5 @@ fn batch(
         labels: labels.collect(),
         batch_size: images.len(),
         resolution,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn crop_at_the_pad_offset_without_flip_is_the_image() {
-        let image: Vec<u8> = (0..3 * 8 * 8).map(|v| v as u8).collect();
-        assert_eq!(crop_flip(&image, 8, 4, 4, 4, false), image);
-        let shifted = crop_flip(&image, 8, 4, 5, 4, false);
-        // One row up: the last row comes from the zero padding.
-        assert_eq!(&shifted[..8], &image[8..16]);
-        assert_eq!(&shifted[56..64], &[0u8; 8]);
-        let flipped = crop_flip(&image, 8, 4, 4, 4, true);
-        assert_eq!(flipped[0], image[7]);
     }
 }
