@@ -127,6 +127,7 @@ impl<'a> Training<'a> {
         let values: Vec<Tensor<1>> = self.params.tensors.iter().map(Param::val).collect();
         let config = ForwardConfig {
             record_norm_stats: true,
+            skip_dead_nodes: true,
             ..ForwardConfig::new(NormMode::All)
         };
         let x = inputs(batch, &self.device, self.dtype);

@@ -45,6 +45,12 @@ pub struct ForwardConfig<'a> {
     /// Record every affine BatchNorm's batch mean and unbiased variance (what training folds
     /// into the running statistics).
     pub record_norm_stats: bool,
+    /// Skip the ops of cell nodes that do not reach the cell's output, and tie an ignored cell
+    /// input to the output with a zero factor (training): on an autodiff device a branch no
+    /// backward reaches keeps its graph alive for as long as the parameters live, which grows
+    /// without bound over training steps. Neither changes the loss or the logits. The reference
+    /// computes dead nodes, which only proxies that observe every op can see.
+    pub skip_dead_nodes: bool,
     /// Evaluation mode: the affine BatchNorms (the ones that track running statistics in the
     /// reference) normalise with these, in forward order; the cells' BatchNorms, which track
     /// none, keep batch statistics as in the reference's eval mode.
@@ -72,6 +78,7 @@ impl ForwardConfig<'_> {
             zen: false,
             meco: false,
             record_norm_stats: false,
+            skip_dead_nodes: false,
             running_stats: None,
         }
     }
@@ -432,14 +439,17 @@ impl Pass<'_> {
         if record && matches!(norm, Norm::Affine { .. }) {
             let [n, c, h, w] = centred.dims();
             let count = (n * h * w) as f64;
+            // Detached: a branch off the loss's graph that no backward reaches would keep the
+            // whole graph of every step alive on an autodiff device.
             let var = centred
                 .clone()
+                .detach()
                 .square()
                 .sum_dims(&dims)
                 .reshape([c])
                 .div_scalar(count - 1.0);
             self.norm_stats.push(NormStats {
-                mean: mean.reshape([c]),
+                mean: mean.clone().detach().reshape([c]),
                 var,
             });
         }
@@ -508,8 +518,23 @@ impl Pass<'_> {
         // Node values; a node without active inputs is zero, and ops still run on it as in the
         // reference (a conv fed by zeros outputs its bias, which fisher sees).
         let mut nodes: Vec<Act<4>> = vec![x];
+        // live[k]: node k reaches the output (node 3) through active edges.
+        let mut live = [false, false, false, true];
+        for node in (0..3).rev() {
+            live[node] = EDGES
+                .iter()
+                .zip(ops)
+                .any(|(edge, op)| edge.from == node && op.is_some() && live[edge.to]);
+        }
         for node in 1..4 {
             let mut sum: Option<Act<4>> = None;
+            if self.config.skip_dead_nodes && !live[node] {
+                nodes.push(Act {
+                    v: nodes[0].v.zeros_like(),
+                    t: None,
+                });
+                continue;
+            }
             for (edge, op) in EDGES.iter().zip(ops) {
                 let (true, Some(op)) = (edge.to == node, op) else {
                     continue;
@@ -538,7 +563,16 @@ impl Pass<'_> {
             };
             nodes.push(sum.unwrap_or_else(zero));
         }
-        nodes.pop().expect("four nodes")
+        let out = nodes.pop().expect("four nodes");
+        if self.config.skip_dead_nodes && !live[0] {
+            // The output ignores the input (e.g. `none` on every edge out of node 0): everything
+            // before this cell would be a branch no backward reaches. Zero times the input ties
+            // it to the output without changing a value; its parameters get zero gradients
+            // (the reference's get none), which changes nothing the loss or the logits see.
+            let tie = nodes[0].clone().map(|t| t.mul_scalar(0.0));
+            return out.add(tie);
+        }
+        out
     }
 }
 
