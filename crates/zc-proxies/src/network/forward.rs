@@ -526,9 +526,9 @@ impl Pass<'_> {
                 .zip(ops)
                 .any(|(edge, op)| edge.from == node && op.is_some() && live[edge.to]);
         }
-        for node in 1..4 {
+        for (node, &is_live) in live.iter().enumerate().skip(1) {
             let mut sum: Option<Act<4>> = None;
-            if self.config.skip_dead_nodes && !live[node] {
+            if self.config.skip_dead_nodes && !is_live {
                 nodes.push(Act {
                     v: nodes[0].v.zeros_like(),
                     t: None,
