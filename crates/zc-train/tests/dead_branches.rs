@@ -52,7 +52,7 @@ fn skipping_dead_branches_changes_no_logit() {
             forward(&net, &params, x.clone(), config)
                 .logits
                 .into_data()
-                .to_vec::<f64>()
+                .try_to_vec::<f64>()
                 .unwrap()
         };
         assert_eq!(logits(true), logits(false), "{arch}");
