@@ -1,10 +1,11 @@
 //! The experiment runner end to end: config validation, resuming after `kill -9`, sharding,
 //! and the table's statistics on real sweep rows.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use zc_benchmark::{GroundTruth, Metric};
 use zc_data::Dataset;
@@ -107,25 +108,7 @@ fn a_killed_sweep_resumes_without_losing_or_redoing_rows() {
     let config = dir.join("sweep.yaml");
     std::fs::write(&config, fast_config(150, &out)).unwrap();
     let zc = env!("CARGO_BIN_EXE_zc");
-    let mut child = Command::new(zc)
-        .args(["sweep", config.to_str().unwrap()])
-        .spawn()
-        .unwrap();
-    // Kill -9 as soon as the first part file is on disk.
-    let start = Instant::now();
-    let is_part = |name: &str| name.contains(".part-") && name.ends_with(".parquet");
-    while !std::fs::read_dir(&out).is_ok_and(|d| {
-        d.flatten()
-            .any(|e| is_part(&e.file_name().to_string_lossy()))
-    }) {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no part file appeared"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    common::kill_after_first_part(&["sweep", config.to_str().unwrap()], &out);
     let partial = synflow_rows(&out);
     assert!(
         !partial.is_empty() && partial.len() < 150,

@@ -1,10 +1,11 @@
 //! Training experiments end to end: config validation, resuming after `kill -9` with nothing
 //! finished lost, and training reads in the table on the trained cells.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use zc_benchmark::{GroundTruth, Metric};
 use zc_data::Dataset;
@@ -97,25 +98,7 @@ fn a_killed_training_resumes_without_losing_finished_runs() {
     let config = dir.join("train.yaml");
     std::fs::write(&config, fast_config(8, &out)).unwrap();
     let zc = env!("CARGO_BIN_EXE_zc");
-    let mut child = Command::new(zc)
-        .args(["train", config.to_str().unwrap()])
-        .spawn()
-        .unwrap();
-    // Kill -9 as soon as the first finished run is on disk.
-    let start = Instant::now();
-    let is_part = |name: &str| name.contains(".part-") && name.ends_with(".parquet");
-    while !std::fs::read_dir(&out).is_ok_and(|d| {
-        d.flatten()
-            .any(|e| is_part(&e.file_name().to_string_lossy()))
-    }) {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no part file appeared"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    common::kill_after_first_part(&["train", config.to_str().unwrap()], &out);
     let partial = accuracies(&out);
     assert!(
         !partial.is_empty() && partial.len() < 8,
