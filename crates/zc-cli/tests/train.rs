@@ -226,6 +226,18 @@ fn a_killed_training_resumes_without_losing_finished_runs() {
             file.display()
         );
     }
+    // A directory is not a stem: nothing is written as `DIR/-figure1.png`.
+    let error = econas::figures(
+        std::slice::from_ref(&out),
+        &[data_dir().join("../results/table1-1000")],
+        &gt,
+        &data_dir(),
+        &dir,
+        "test",
+    )
+    .err()
+    .expect("a directory as --out is refused");
+    assert!(format!("{error:#}").contains("is a directory"), "{error:#}");
     let report = std::fs::read_to_string(dir.join("figures/econas.md")).unwrap();
     assert!(report.contains("**Data-reduced**"), "{report}");
     std::fs::remove_dir_all(&dir).unwrap();

@@ -118,6 +118,18 @@ pub fn figures(
     out: &Path,
     provenance: &str,
 ) -> anyhow::Result<Figures> {
+    if out
+        .as_os_str()
+        .to_string_lossy()
+        .ends_with(std::path::MAIN_SEPARATOR)
+        || out.is_dir()
+    {
+        bail!(
+            "--out {} is a directory; give a file stem such as results/figures/econas (writes \
+             results/figures/econas-figure1.png, ... and results/figures/econas.md)",
+            out.display()
+        );
+    }
     let runs = training::read_runs(train)?;
     if runs.runs.is_empty() {
         bail!(
