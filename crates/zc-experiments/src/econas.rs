@@ -308,10 +308,15 @@ pub fn markdown(
         "| dataset | row | n | ρ | 95% CI | paper | cost | s/cell |"
     );
     let _ = writeln!(out, "|---|---|---:|---:|---|---:|---:|---:|");
-    for r in &table.rows {
-        if r.proxy == table::VOTE {
-            continue;
-        }
+    // The paper's dataset order: CIFAR-10, CIFAR-100, ImageNet16-120.
+    let order = |name: &str| Dataset::ALL.iter().position(|d| d.name() == name);
+    let mut rows: Vec<_> = table
+        .rows
+        .iter()
+        .filter(|r| r.proxy != table::VOTE)
+        .collect();
+    rows.sort_by_key(|r| order(&r.dataset));
+    for r in rows {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | [{}, {}] | {} | {:.3} | {} |",
