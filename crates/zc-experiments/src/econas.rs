@@ -163,7 +163,7 @@ pub fn figures(
         train_reads,
         ..TableOptions::default()
     };
-    let computed = table::compute(sweeps, table, data_dir, &options)?;
+    let computed = table::compute_with_runs(sweeps, table, data_dir, &options, Some(&runs))?;
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;

@@ -362,19 +362,31 @@ pub fn compute(
     data_dir: &Path,
     options: &TableOptions,
 ) -> anyhow::Result<Table> {
-    let paper = paper_values(data_dir)?;
-    let swept = load(inputs)?;
-    let mut notes = swept.notes;
-    let mut rows = Vec::new();
-    let mut sections = BTreeMap::new();
     let trained = if options.train.is_empty() {
         None
     } else {
         Some(training::read_runs(&options.train)?)
     };
+    compute_with_runs(inputs, table, data_dir, options, trained.as_ref())
+}
+
+/// [`compute`] with the training rows of `options.train` already read (`None`: no training
+/// rows), for callers that use them otherwise too.
+pub fn compute_with_runs(
+    inputs: &[PathBuf],
+    table: &GroundTruth,
+    data_dir: &Path,
+    options: &TableOptions,
+    trained: Option<&TrainRuns>,
+) -> anyhow::Result<Table> {
+    let paper = paper_values(data_dir)?;
+    let swept = load(inputs)?;
+    let mut notes = swept.notes;
+    let mut rows = Vec::new();
+    let mut sections = BTreeMap::new();
     for ((dataset_name, seed), scores) in swept.groups {
         let restricted;
-        let scores = match &trained {
+        let scores = match trained {
             Some(runs) if runs.dataset.as_deref() == Some(dataset_name.as_str()) => {
                 let cells: BTreeSet<usize> = runs
                     .runs
@@ -491,9 +503,7 @@ pub fn compute(
             0,
             12.0 * MINIBATCHES_PER_EPOCH,
         ));
-        if let Some(runs) = trained
-            .as_ref()
-            .filter(|r| r.dataset.as_deref() == Some(dataset_name.as_str()))
+        if let Some(runs) = trained.filter(|r| r.dataset.as_deref() == Some(dataset_name.as_str()))
         {
             for read in training_reads(runs, &options.train_reads) {
                 let mut cells = Vec::new();
