@@ -55,6 +55,7 @@ fn assert_close(what: &str, ours: f64, reference: f64, tolerance: f64) {
 #[test]
 fn float32_matches_the_reference_code() {
     let expected = json("expected.json");
+    let torch = json("torch_float64.json");
     let layer_names: Vec<&str> = expected["layers"]
         .as_array()
         .unwrap()
@@ -113,7 +114,11 @@ fn float32_matches_the_reference_code() {
                 (_, Some(r)) => assert_close(&what, total, r, 1e-3 * r.abs()),
             }
             // Per layer: inactive supernet options are zero in the reference (l2_norm aside), and
-            // unsigned proxies agree within float32's reach on these networks (5e-3).
+            // unsigned proxies are within float32's reach on these networks (5e-3) of the exact
+            // value: PyTorch's float64 where it has the proxy (the reference's own float32 is up
+            // to 4.4e-3 from it, so a float32 sum in another order can be 5e-3 from the
+            // reference's while closer to the exact value), else the reference.
+            let exact = torch["cells"][id][name]["per_layer"].as_object();
             let Some(per_layer) = m["per_layer"].as_array() else {
                 continue;
             };
@@ -137,7 +142,10 @@ fn float32_matches_the_reference_code() {
                     (Some(&v), "synflow" | "synflow_bn") => {
                         assert_close(&what, v, r, (1e-6 * r.abs()).max(1e-9 * total))
                     }
-                    (Some(&v), _) => assert_close(&what, v, r, 5e-3 * r.abs()),
+                    (Some(&v), _) => {
+                        let r = exact.map_or(r, |e| e[layer_names[i]].as_f64().unwrap());
+                        assert_close(&what, v, r, 5e-3 * r.abs())
+                    }
                 }
             }
         }

@@ -9,10 +9,10 @@
 //!   without double backward (ReLU's mask is a constant, as in PyTorch where relu'' = 0).
 
 use burn::tensor::activation::{log_softmax, relu, softmax};
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::{ConvOptions, PadMode};
+use burn::tensor::ops::PadMode;
 use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 
+use super::conv::conv2d;
 use super::{BN_EPS, Block, EdgeOp, LayerKind, Nb201Network, Norm};
 use zc_space::EDGES;
 
@@ -337,20 +337,16 @@ impl Pass<'_> {
             unreachable!("layer {} is not a convolution", spec.name)
         };
         let shape = [c_out, c_in, kernel, kernel];
-        let options = ConvOptions::new([stride; 2], [kernel / 2; 2], [1, 1], 1);
         let weight = self.param4(spec.weight, shape);
-        let bias = spec.bias.map(|b| self.params[b].clone());
-        let along_input =
-            x.t.map(|t| conv2d(t, weight.clone(), None, options.clone()));
-        let along_weight = self.config.direction.map(|d| {
-            conv2d(
-                x.v.clone(),
-                d[layer].clone().reshape(shape),
-                None,
-                options.clone(),
-            )
-        });
-        let v = conv2d(x.v, weight, bias, options);
+        let along_input = x.t.map(|t| conv2d(t, weight.clone(), stride));
+        let along_weight = self
+            .config
+            .direction
+            .map(|d| conv2d(x.v.clone(), d[layer].clone().reshape(shape), stride));
+        let mut v = conv2d(x.v, weight, stride);
+        if let Some(b) = spec.bias {
+            v = v + self.params[b].clone().reshape([1, c_out, 1, 1]);
+        }
         let v = self.tap(layer, v);
         Act {
             v,

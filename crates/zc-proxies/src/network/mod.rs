@@ -5,6 +5,7 @@
 //! exactly as the reference's PyTorch state dict) and run by the functional forward pass in
 //! [`forward`]. Parameter values live in [`Weights`].
 
+pub mod conv;
 pub mod forward;
 mod weights;
 

@@ -1,0 +1,466 @@
+//! Convolution kernels for NB201's shapes on host memory: im2col into a `gemm` product, one image
+//! at a time, NCHW in and out (no layout conversion), no bias, square kernels, zero padding.
+//!
+//! The forward is `Y[n] = W · col(X[n])` with `W` as `[C_out, C_in·k·k]`; the input gradient
+//! is `col2im(Wᵀ · dY[n])`; the weight gradient is `Σ_n dY[n] · col(X[n])ᵀ`, accumulated in
+//! place. A 1x1 convolution with stride 1 skips im2col: `X[n]` already is its `col`.
+
+use gemm::{Parallelism, gemm};
+
+/// What the kernels compute in: `f32` or `f64`.
+pub(crate) trait Scalar:
+    Copy + Default + Send + Sync + std::ops::AddAssign + bytemuck::Pod + 'static
+{
+    /// One, for gemm's scale factors.
+    const ONE: Self;
+}
+
+impl Scalar for f32 {
+    const ONE: Self = 1.0;
+}
+
+impl Scalar for f64 {
+    const ONE: Self = 1.0;
+}
+
+/// The shape of one convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Input channels.
+    pub c_in: usize,
+    /// Output channels.
+    pub c_out: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Kernel side.
+    pub kernel: usize,
+    /// Stride (both directions).
+    pub stride: usize,
+    /// Zero padding (all sides).
+    pub pad: usize,
+}
+
+impl Geometry {
+    /// Output height.
+    pub fn h_out(&self) -> usize {
+        (self.h + 2 * self.pad - self.kernel) / self.stride + 1
+    }
+
+    /// Output width.
+    pub fn w_out(&self) -> usize {
+        (self.w + 2 * self.pad - self.kernel) / self.stride + 1
+    }
+
+    fn in_plane(&self) -> usize {
+        self.h * self.w
+    }
+
+    fn out_plane(&self) -> usize {
+        self.h_out() * self.w_out()
+    }
+
+    /// Rows of `col`: `C_in·k·k`.
+    fn col_rows(&self) -> usize {
+        self.c_in * self.kernel * self.kernel
+    }
+
+    /// Row stride of `col`: the plane plus a cache line, so that rows 4 KiB apart (a 32x32
+    /// plane) do not all map to the same cache sets when gemm walks down a column (that made
+    /// the weight gradient of 32x32 maps 5x slower).
+    fn col_ld(&self) -> usize {
+        self.out_plane() + 16
+    }
+
+    /// A 1x1, stride-1, unpadded convolution reads the image itself as its `col`.
+    fn is_pointwise(&self) -> bool {
+        self.kernel == 1 && self.stride == 1 && self.pad == 0
+    }
+
+    /// Elements of the input, weight and output.
+    #[cfg(test)]
+    pub fn sizes(&self) -> (usize, usize, usize) {
+        (
+            self.batch * self.c_in * self.in_plane(),
+            self.c_out * self.col_rows(),
+            self.batch * self.c_out * self.out_plane(),
+        )
+    }
+}
+
+/// For kernel offset `kx`, the output columns whose input column `ox·s + kx - pad` lies inside
+/// `0..len`.
+fn valid_range(g: &Geometry, offset: usize, len: usize, out_len: usize) -> std::ops::Range<usize> {
+    let s = g.stride;
+    // ox·s + offset >= pad  <=>  ox >= ceil((pad - offset) / s)
+    let lo = g.pad.saturating_sub(offset).div_ceil(s);
+    // ox·s + offset - pad <= len - 1  <=>  ox <= (len - 1 + pad - offset) / s
+    let hi = match (len + g.pad).checked_sub(offset + 1) {
+        Some(last) => (last / s + 1).min(out_len),
+        None => 0,
+    };
+    lo..hi.max(lo)
+}
+
+/// `col[(ci, ky, kx), (oy, ox)] = x[ci, oy·s + ky - pad, ox·s + kx - pad]` (zero outside).
+fn im2col<T: Scalar>(g: &Geometry, x: &[T], col: &mut [T]) {
+    let (k, s, w_out, h_out) = (g.kernel, g.stride, g.w_out(), g.h_out());
+    let (plane, ld) = (g.out_plane(), g.col_ld());
+    for ci in 0..g.c_in {
+        let image = &x[ci * g.in_plane()..(ci + 1) * g.in_plane()];
+        for ky in 0..k {
+            let rows = valid_range(g, ky, g.h, h_out);
+            for kx in 0..k {
+                let cols = valid_range(g, kx, g.w, w_out);
+                let dst = &mut col[((ci * k + ky) * k + kx) * ld..][..plane];
+                dst.fill(T::default());
+                for oy in rows.clone() {
+                    let src = &image[(oy * s + ky - g.pad) * g.w..][..g.w];
+                    let out = &mut dst[oy * w_out..(oy + 1) * w_out];
+                    if s == 1 {
+                        let start = cols.start + kx - g.pad;
+                        out[cols.clone()].copy_from_slice(&src[start..start + cols.len()]);
+                    } else {
+                        for ox in cols.clone() {
+                            out[ox] = src[ox * s + kx - g.pad];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds each `col` entry into the input position it was read from.
+fn col2im<T: Scalar>(g: &Geometry, col: &[T], dx: &mut [T]) {
+    let (k, s, w_out, h_out) = (g.kernel, g.stride, g.w_out(), g.h_out());
+    let (plane, ld) = (g.out_plane(), g.col_ld());
+    for ci in 0..g.c_in {
+        let image = &mut dx[ci * g.in_plane()..(ci + 1) * g.in_plane()];
+        for ky in 0..k {
+            let rows = valid_range(g, ky, g.h, h_out);
+            for kx in 0..k {
+                let cols = valid_range(g, kx, g.w, w_out);
+                let src = &col[((ci * k + ky) * k + kx) * ld..][..plane];
+                for oy in rows.clone() {
+                    let dst = &mut image[(oy * s + ky - g.pad) * g.w..][..g.w];
+                    let row = &src[oy * w_out..(oy + 1) * w_out];
+                    if s == 1 {
+                        let start = cols.start + kx - g.pad;
+                        let dst = &mut dst[start..start + cols.len()];
+                        for (d, v) in dst.iter_mut().zip(&row[cols.clone()]) {
+                            *d += *v;
+                        }
+                    } else {
+                        for ox in cols.clone() {
+                            dst[ox * s + kx - g.pad] += row[ox];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A view of a stored row-major matrix (row stride `ld`), possibly read transposed.
+#[derive(Clone, Copy)]
+struct Mat<'a, T> {
+    ptr: *const T,
+    _data: std::marker::PhantomData<&'a [T]>,
+    rows: usize,
+    cols: usize,
+    /// Row stride of the stored matrix.
+    ld: usize,
+    /// `true` reads the stored `[cols, rows]` matrix transposed.
+    transposed: bool,
+}
+
+impl<'a, T> Mat<'a, T> {
+    /// A stored `[rows, cols]` matrix with row stride `ld`.
+    fn strided(data: &'a [T], rows: usize, cols: usize, ld: usize) -> Self {
+        assert!(
+            rows == 0 || data.len() >= (rows - 1) * ld + cols,
+            "matrix view out of bounds"
+        );
+        Mat {
+            ptr: data.as_ptr(),
+            _data: std::marker::PhantomData,
+            rows,
+            cols,
+            ld,
+            transposed: false,
+        }
+    }
+
+    /// A stored contiguous `[rows, cols]` matrix.
+    fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
+        Self::strided(data, rows, cols, cols)
+    }
+
+    /// Reads the matrix transposed.
+    fn t(self) -> Self {
+        Mat {
+            rows: self.cols,
+            cols: self.rows,
+            transposed: !self.transposed,
+            ..self
+        }
+    }
+
+    /// (row stride, column stride) in elements.
+    fn strides(&self) -> (isize, isize) {
+        if self.transposed {
+            (1, self.ld as isize)
+        } else {
+            (self.ld as isize, 1)
+        }
+    }
+}
+
+/// `dst (+)= a · b` with `dst` row-major `[a.rows, b.cols]` of row stride `ld`; adds to `dst`
+/// when `accumulate`.
+fn matmul<T: Scalar>(dst: &mut [T], ld: usize, a: Mat<'_, T>, b: Mat<'_, T>, accumulate: bool) {
+    assert_eq!(a.cols, b.rows, "inner dimensions");
+    let (m, n, k) = (a.rows, b.cols, a.cols);
+    assert!(
+        m == 0 || dst.len() >= (m - 1) * ld + n,
+        "product out of bounds"
+    );
+    let (a_rs, a_cs) = a.strides();
+    let (b_rs, b_cs) = b.strides();
+    // SAFETY: the views were checked against their slices' lengths above, `dst` is a distinct
+    // mutable slice of at least m·n elements, and gemm reads/writes only inside those extents.
+    unsafe {
+        gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            ld as isize,
+            accumulate,
+            a.ptr,
+            a_cs,
+            a_rs,
+            b.ptr,
+            b_cs,
+            b_rs,
+            T::ONE,
+            T::ONE,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
+    }
+}
+
+/// The `col` scratch buffer (empty for a pointwise convolution, which needs none).
+fn col_buffer<T: Scalar>(g: &Geometry) -> Vec<T> {
+    if g.is_pointwise() {
+        Vec::new()
+    } else {
+        vec![T::default(); g.col_rows() * g.col_ld()]
+    }
+}
+
+/// `col(image)` as a `[C_in·k·k, plane]` matrix: the image itself when pointwise, else
+/// [`im2col`] into `buffer`.
+fn col_of<'a, T: Scalar>(g: &Geometry, image: &'a [T], buffer: &'a mut [T]) -> Mat<'a, T> {
+    if g.is_pointwise() {
+        Mat::new(image, g.c_in, g.out_plane())
+    } else {
+        im2col(g, image, buffer);
+        Mat::strided(buffer, g.col_rows(), g.out_plane(), g.col_ld())
+    }
+}
+
+/// Forward: `y = conv(x, weight)`, all NCHW / OIHW and contiguous.
+pub(crate) fn forward<T: Scalar>(g: &Geometry, x: &[T], weight: &[T], y: &mut [T]) {
+    let (rows, plane) = (g.col_rows(), g.out_plane());
+    let w = Mat::new(weight, g.c_out, rows);
+    let mut col = col_buffer(g);
+    for n in 0..g.batch {
+        let image = &x[n * g.c_in * g.in_plane()..][..g.c_in * g.in_plane()];
+        let out = &mut y[n * g.c_out * plane..][..g.c_out * plane];
+        matmul(out, plane, w, col_of(g, image, &mut col), false);
+    }
+}
+
+/// Input gradient: `dx = conv(·, weight)ᵀ dy`.
+pub(crate) fn backward_input<T: Scalar>(g: &Geometry, weight: &[T], dy: &[T], dx: &mut [T]) {
+    let (rows, plane) = (g.col_rows(), g.out_plane());
+    let wt = Mat::new(weight, g.c_out, rows).t();
+    let mut col = col_buffer(g);
+    for n in 0..g.batch {
+        let grad = Mat::new(&dy[n * g.c_out * plane..], g.c_out, plane);
+        let out = &mut dx[n * g.c_in * g.in_plane()..][..g.c_in * g.in_plane()];
+        if g.is_pointwise() {
+            matmul(out, plane, wt, grad, false);
+        } else {
+            matmul(&mut col, g.col_ld(), wt, grad, false);
+            out.fill(T::default());
+            col2im(g, &col, out);
+        }
+    }
+}
+
+/// Weight gradient: `dw = Σ_n dy[n] · col(x[n])ᵀ`.
+pub(crate) fn backward_weight<T: Scalar>(g: &Geometry, x: &[T], dy: &[T], dw: &mut [T]) {
+    let (rows, plane) = (g.col_rows(), g.out_plane());
+    let mut col = col_buffer(g);
+    for n in 0..g.batch {
+        let image = &x[n * g.c_in * g.in_plane()..][..g.c_in * g.in_plane()];
+        let grad = Mat::new(&dy[n * g.c_out * plane..], g.c_out, plane);
+        matmul(dw, rows, grad, col_of(g, image, &mut col).t(), n > 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct definition of the convolution, for checking.
+    fn naive(g: &Geometry, x: &[f64], w: &[f64]) -> Vec<f64> {
+        let (ho, wo, k) = (g.h_out(), g.w_out(), g.kernel);
+        let mut y = vec![0.0; g.batch * g.c_out * ho * wo];
+        for n in 0..g.batch {
+            for co in 0..g.c_out {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let mut acc = 0.0;
+                        for ci in 0..g.c_in {
+                            for ky in 0..k {
+                                for kx in 0..k {
+                                    let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                                    let ix = (ox * g.stride + kx) as isize - g.pad as isize;
+                                    if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xi =
+                                        ((n * g.c_in + ci) * g.h + iy as usize) * g.w + ix as usize;
+                                    acc += x[xi] * w[((co * g.c_in + ci) * k + ky) * k + kx];
+                                }
+                            }
+                        }
+                        y[((n * g.c_out + co) * ho + oy) * wo + ox] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn values(len: usize, seed: u64) -> Vec<f64> {
+        (0..len)
+            .map(|i| ((i as u64 * 2654435761 + seed * 97) % 1000) as f64 / 500.0 - 1.0)
+            .collect()
+    }
+
+    fn dot(a: &[f64], b: &[f64]) -> f64 {
+        a.iter().zip(b).map(|(a, b)| a * b).sum()
+    }
+
+    /// The three kernels agree with the definition: the forward directly, the two gradients
+    /// through the adjoint identities <dy, conv(x, w)> = <conv_xᵀ(dy), x> = <conv_wᵀ(dy), w>.
+    #[test]
+    fn kernels_match_the_definition_and_its_adjoints() {
+        let shapes = [
+            (3, 1, 1, 0, 6, 5),
+            (3, 3, 1, 1, 7, 6),
+            (3, 3, 2, 1, 8, 7),
+            (3, 3, 2, 1, 7, 5),
+            (1, 1, 2, 0, 6, 6),
+        ];
+        for (c_in, kernel, stride, pad, h, w) in shapes {
+            let g = Geometry {
+                batch: 2,
+                c_in,
+                c_out: 4,
+                h,
+                w,
+                kernel,
+                stride,
+                pad,
+            };
+            let (nx, nw, ny) = g.sizes();
+            let (x, wt, dy) = (values(nx, 1), values(nw, 2), values(ny, 3));
+            let mut y = vec![0.0; ny];
+            forward(&g, &x, &wt, &mut y);
+            let expected = naive(&g, &x, &wt);
+            for (a, b) in y.iter().zip(&expected) {
+                assert!((a - b).abs() < 1e-12, "{g:?}: forward {a} vs {b}");
+            }
+            let mut dx = vec![0.0; nx];
+            backward_input(&g, &wt, &dy, &mut dx);
+            let mut dw = vec![0.0; nw];
+            backward_weight(&g, &x, &dy, &mut dw);
+            let reference = dot(&dy, &y);
+            assert!(
+                (dot(&dx, &x) - reference).abs() < 1e-9,
+                "{g:?}: input gradient"
+            );
+            assert!(
+                (dot(&dw, &wt) - reference).abs() < 1e-9,
+                "{g:?}: weight gradient"
+            );
+        }
+    }
+
+    /// In float32, every output of the three kernels is within float32 rounding of the float64
+    /// result, on NB201's shapes at reduced settings too (maps down to 1x1, 4 channels).
+    #[test]
+    fn float32_kernels_round_like_float32() {
+        let shapes = [
+            (4, 4, 3, 1, 8),
+            (4, 8, 3, 2, 4),
+            (8, 8, 3, 1, 2),
+            (8, 16, 3, 2, 2),
+            (16, 16, 1, 1, 1),
+            (16, 16, 3, 1, 32),
+            (64, 64, 3, 1, 8),
+        ];
+        for (c_in, c_out, kernel, stride, h) in shapes {
+            let g = Geometry {
+                batch: 3,
+                c_in,
+                c_out,
+                h,
+                w: h,
+                kernel,
+                stride,
+                pad: kernel / 2,
+            };
+            let (nx, nw, ny) = g.sizes();
+            let (x, wt, dy) = (values(nx, 4), values(nw, 5), values(ny, 6));
+            let single = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<f32>>();
+            let (x32, w32, dy32) = (single(&x), single(&wt), single(&dy));
+            let check = |what: &str, ours: &[f32], exact: &[f64], terms: usize| {
+                // Each output sums `terms` products of values below 1 in magnitude.
+                let bound = 4.0 * terms as f64 * f32::EPSILON as f64;
+                for (i, (a, b)) in ours.iter().zip(exact).enumerate() {
+                    assert!(
+                        (*a as f64 - b).abs() <= bound,
+                        "{g:?} {what}[{i}]: {a} vs {b}"
+                    );
+                }
+            };
+            let (mut y, mut y32) = (vec![0.0; ny], vec![0.0f32; ny]);
+            forward(&g, &x, &wt, &mut y);
+            forward(&g, &x32, &w32, &mut y32);
+            check("forward", &y32, &y, g.col_rows());
+            let (mut dx, mut dx32) = (vec![0.0; nx], vec![0.0f32; nx]);
+            backward_input(&g, &wt, &dy, &mut dx);
+            backward_input(&g, &w32, &dy32, &mut dx32);
+            check("input gradient", &dx32, &dx, g.c_out * kernel * kernel);
+            let (mut dw, mut dw32) = (vec![0.0; nw], vec![0.0f32; nw]);
+            backward_weight(&g, &x, &dy, &mut dw);
+            backward_weight(&g, &x32, &dy32, &mut dw32);
+            check("weight gradient", &dw32, &dw, g.batch * g.out_plane());
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The convolution of the NB201 network (square kernel, zero padding `k/2`, stride 1 or 2,
+//! no groups or dilation).
+//!
+//! On the flex CPU backend it runs [`kernel`]'s im2col + `gemm` kernels, written for these
+//! shapes: burn-flex's generic convolution converts every call to channels-last, and computes
+//! the weight gradient as a convolution with a map-sized kernel, which for NB201's shapes makes
+//! a forward+backward several times slower. The kernels are a burn backend extension
+//! ([`ConvBackend`]): flex implements it, autodiff wraps it with its own backward, and any
+//! other backend (CUDA) keeps burn's `conv2d`.
+
+mod kernel;
+
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, DispatchDevice, Flex, backend_extension};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Tensor, TensorData};
+
+use kernel::{Geometry, Scalar};
+
+/// The convolution as a backend extension; the defaults are burn's own ops.
+#[backend_extension(Flex, Autodiff)]
+pub trait ConvBackend: Backend {
+    /// `conv2d(x, weight)` with stride `stride` and padding `pad`, no bias.
+    fn nb201_conv(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+        pad: usize,
+    ) -> FloatTensor<Self> {
+        Self::conv2d(x, weight, None, options(stride, pad))
+    }
+
+    /// The gradient of [`ConvBackend::nb201_conv`] with respect to `x`.
+    fn nb201_conv_x_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        stride: usize,
+        pad: usize,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_x_backward(x, weight, grad, options(stride, pad))
+    }
+
+    /// The gradient of [`ConvBackend::nb201_conv`] with respect to `weight`.
+    fn nb201_conv_weight_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        stride: usize,
+        pad: usize,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_weight_backward(x, weight, grad, options(stride, pad))
+    }
+}
+
+fn options(stride: usize, pad: usize) -> ConvOptions<2> {
+    ConvOptions::new([stride; 2], [pad; 2], [1, 1], 1)
+}
+
+/// `conv2d(x, weight)` (no bias) with stride `stride` and padding `kernel / 2`: the fast kernels
+/// on the flex backend, burn's `conv2d` elsewhere.
+pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, stride: usize) -> Tensor<4> {
+    let pad = weight.dims()[2] / 2;
+    if !matches!(
+        x.device().as_dispatch().clone().inner(),
+        DispatchDevice::Flex(_)
+    ) {
+        return burn::tensor::module::conv2d(x, weight, None, options(stride, pad));
+    }
+    Tensor::from_dispatch(<burn::backend::Dispatch as ConvBackend>::nb201_conv(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        stride,
+        pad,
+    ))
+}
+
+/// The geometry of a convolution of `x` (`[N, C_in, H, W]`) by `weight` (`[C_out, C_in, k, k]`).
+fn geometry(x: &FlexTensor, weight: &FlexTensor, stride: usize, pad: usize) -> Geometry {
+    let [batch, c_in, h, w] = x.layout().shape().dims();
+    let [c_out, _, kernel, _] = weight.layout().shape().dims();
+    Geometry {
+        batch,
+        c_in,
+        c_out,
+        h,
+        w,
+        kernel,
+        stride,
+        pad,
+    }
+}
+
+/// Runs `f` on the contiguous host data of `inputs` as `T`, into a new tensor of `shape`.
+fn run_typed<T: Scalar + burn::tensor::Element>(
+    inputs: [&FlexTensor; 2],
+    shape: [usize; 4],
+    f: impl FnOnce(&[T], &[T], &mut [T]),
+) -> FlexTensor {
+    let [a, b] = inputs.map(FlexTensor::to_contiguous);
+    let mut out = vec![T::default(); shape.iter().product()];
+    f(
+        a.as_slice::<T>().expect("contiguous"),
+        b.as_slice::<T>().expect("contiguous"),
+        &mut out,
+    );
+    FlexTensor::from_data(TensorData::new(out, shape))
+}
+
+/// Runs a kernel in the dtype of `inputs` (float32 or float64).
+macro_rules! dispatch_dtype {
+    ($inputs:expr, $shape:expr, |$a:ident, $b:ident, $out:ident| $body:expr) => {
+        match $inputs[0].dtype() {
+            DType::F32 => run_typed::<f32>($inputs, $shape, |$a, $b, $out| $body),
+            DType::F64 => run_typed::<f64>($inputs, $shape, |$a, $b, $out| $body),
+            other => panic!("the NB201 convolution runs in float32 or float64, not {other:?}"),
+        }
+    };
+}
+
+impl ConvBackend for Flex {
+    fn nb201_conv(x: FlexTensor, weight: FlexTensor, stride: usize, pad: usize) -> FlexTensor {
+        let g = geometry(&x, &weight, stride, pad);
+        let shape = [g.batch, g.c_out, g.h_out(), g.w_out()];
+        dispatch_dtype!([&x, &weight], shape, |x, w, y| kernel::forward(&g, x, w, y))
+    }
+
+    fn nb201_conv_x_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        grad: FlexTensor,
+        stride: usize,
+        pad: usize,
+    ) -> FlexTensor {
+        let g = geometry(&x, &weight, stride, pad);
+        let shape = [g.batch, g.c_in, g.h, g.w];
+        dispatch_dtype!([&weight, &grad], shape, |w, dy, dx| {
+            kernel::backward_input(&g, w, dy, dx)
+        })
+    }
+
+    fn nb201_conv_weight_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        grad: FlexTensor,
+        stride: usize,
+        pad: usize,
+    ) -> FlexTensor {
+        let g = geometry(&x, &weight, stride, pad);
+        let shape = [g.c_out, g.c_in, g.kernel, g.kernel];
+        dispatch_dtype!([&x, &grad], shape, |x, dy, dw| {
+            kernel::backward_weight(&g, x, dy, dw)
+        })
+    }
+}
+
+/// The backward step of [`ConvBackend::nb201_conv`] under autodiff.
+#[derive(Debug)]
+struct ConvStep;
+
+impl<B: ConvBackend> Backward<B, 2> for ConvStep {
+    type State = (NodeId, NodeId, usize, usize);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_weight] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_state, weight_state, stride, pad) = ops.state;
+        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+        let weight = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(weight_state);
+        if let Some(node) = node_x {
+            let dx = B::nb201_conv_x_backward(x.clone(), weight.clone(), grad.clone(), stride, pad);
+            grads.register::<B>(node.id, dx);
+        }
+        if let Some(node) = node_weight {
+            let dw = B::nb201_conv_weight_backward(x, weight, grad, stride, pad);
+            grads.register::<B>(node.id, dw);
+        }
+    }
+}
+
+impl<B: ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {
+    fn nb201_conv(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+        pad: usize,
+    ) -> FloatTensor<Self> {
+        match ConvStep
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let weight_state = prep.checkpoint(&weight);
+                prep.finish(
+                    (x_state, weight_state, stride, pad),
+                    B::nb201_conv(x.into_primitive(), weight.into_primitive(), stride, pad),
+                )
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::nb201_conv(
+                x.into_primitive(),
+                weight.into_primitive(),
+                stride,
+                pad,
+            )),
+        }
+    }
+}
