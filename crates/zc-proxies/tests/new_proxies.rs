@@ -88,7 +88,10 @@ fn float64_matches_the_authors_implementations() {
 fn float32_is_within_what_float32_allows() {
     check(Precision::F32, |proxy| match proxy {
         "nwot" | "meco" => 1e-6,
-        "epe_nas" => 3e-2,
+        // a_dense's float32 input Jacobian is itself 2% (l2; 3% to 5% at its largest entry)
+        // from the float64 one, with our kernels and with burn's composed ops alike, and
+        // epe_nas's log(|corr| + 1e-5) amplifies that: 1.8% and 4.0% from exact with the two.
+        "epe_nas" => 5e-2,
         _ => 1e-2,
     });
 }

@@ -2,7 +2,8 @@
 //!
 //! One implementation serves every pass the proxies need:
 //! - BatchNorm everywhere (batch statistics), or only in the reduction blocks (synflow's quirk);
-//! - fisher taps: a zero leaf added to every conv/linear output, whose gradient is dL/dA;
+//! - fisher taps: every conv/linear output A times (1 + a zero leaf per image and channel),
+//!   whose gradient is fisher's `sum_hw A·dL/dA`;
 //! - a forward-mode tangent: given a direction for the conv/linear weights, every activation
 //!   carries its directional derivative, so the loss's tangent is `<dL/dtheta, direction>`.
 //!   Back-propagating that tangent yields the Hessian-vector product GraSP needs, exactly and
@@ -12,7 +13,9 @@ use burn::tensor::activation::{log_softmax, relu, softmax};
 use burn::tensor::ops::PadMode;
 use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 
-use super::conv::conv2d;
+use super::ops::conv::conv2d;
+use super::ops::is_flex;
+use super::ops::norm::batch_norm;
 use super::{BN_EPS, Block, EdgeOp, LayerKind, Nb201Network, Norm};
 use zc_space::EDGES;
 
@@ -30,7 +33,7 @@ pub enum NormMode {
 pub struct ForwardConfig<'a> {
     /// Which BatchNorm layers run.
     pub norms: NormMode,
-    /// Add a zero leaf to every conv/linear output (for fisher).
+    /// Tap every conv/linear output for fisher (see [`FisherTap`]).
     pub fisher_taps: bool,
     /// Direction per weight layer (indexed like [`Nb201Network::layers`], flattened weight
     /// shape); `Some` propagates the tangent.
@@ -84,13 +87,14 @@ impl ForwardConfig<'_> {
     }
 }
 
-/// A conv/linear output and the zero leaf added to it (both `[N, C, H, W]`, linear as `[N, C, 1, 1]`).
+/// A fisher tap: a conv/linear output `A` (bias included, before BN; linear as
+/// `[N, C, 1, 1]`) enters the network as `A·(1 + leaf)`, with `leaf` zeros `[N, C, 1, 1]`. That
+/// changes no value or gradient, and the leaf's gradient is `sum_hw A·dL/dA` per image and
+/// channel, what fisher squares.
 pub struct FisherTap {
     /// Index into [`Nb201Network::layers`].
     pub layer: usize,
-    /// The layer's output A (bias included, before BN).
-    pub activation: Tensor<4>,
-    /// The zero leaf; its gradient is dL/dA.
+    /// The zero leaf `[N, C, 1, 1]`.
     pub leaf: Tensor<4>,
 }
 
@@ -303,6 +307,44 @@ fn channel_mean(x: &Tensor<4>) -> Tensor<4> {
     }
 }
 
+/// Per-channel batch mean and unbiased variance of `x`, detached: a branch off the loss's graph
+/// that no backward reaches would keep the whole graph of every step alive on an autodiff device.
+fn batch_stats(x: &Tensor<4>) -> NormStats {
+    let x = x.clone().detach();
+    let [n, c, h, w] = x.dims();
+    let mean = channel_mean(&x);
+    let var = (x - mean.clone())
+        .square()
+        .sum_dims(&[0, 2, 3])
+        .reshape([c])
+        .div_scalar((n * h * w) as f64 - 1.0);
+    NormStats {
+        mean: mean.reshape([c]),
+        var,
+    }
+}
+
+/// The batch norm with batch statistics (no affine) and its tangent, composed of tensor ops:
+/// what backends without NB201's kernels run (see [`super::ops`]).
+fn composed_batch_norm(x: Tensor<4>, t: Option<Tensor<4>>) -> (Tensor<4>, Option<Tensor<4>>) {
+    let dims = [0, 2, 3];
+    let centred = x.clone() - channel_mean(&x);
+    let inv_std = centred
+        .clone()
+        .square()
+        .mean_dims(&dims)
+        .add_scalar(BN_EPS)
+        .sqrt()
+        .recip();
+    let normed = centred.clone() * inv_std.clone();
+    let tangent = t.map(|t| {
+        let t_centred = t.clone() - t.mean_dims(&dims);
+        let half_var_tangent = (centred * t_centred.clone()).mean_dims(&dims);
+        (t_centred - normed.clone() * half_var_tangent * inv_std.clone()) * inv_std
+    });
+    (normed, tangent)
+}
+
 impl Pass<'_> {
     /// ReLU, recording the input's codes into the kernel (with `weight`) when asked for.
     fn relu(&mut self, x: Act<4>, weight: f64) -> Act<4> {
@@ -386,13 +428,13 @@ impl Pass<'_> {
         if !self.config.fisher_taps {
             return a;
         }
-        let leaf = a.zeros_like().require_grad();
+        let [n, c, _, _] = a.dims();
+        let leaf = Tensor::zeros([n, c, 1, 1], (&a.device(), a.dtype())).require_grad();
         self.taps.push(FisherTap {
             layer,
-            activation: a.clone(),
             leaf: leaf.clone(),
         });
-        a + leaf
+        a * leaf.add_scalar(1.0)
     }
 
     /// BatchNorm with batch statistics (and its tangent); `reduction` marks the reduction
@@ -401,7 +443,6 @@ impl Pass<'_> {
         if self.config.norms == NormMode::ReductionOnly && !reduction {
             return x;
         }
-        let dims = [0, 2, 3];
         let running = match (norm, self.config.running_stats) {
             (Norm::Affine { .. }, Some(stats)) => {
                 self.affine_seen += 1;
@@ -422,39 +463,15 @@ impl Pass<'_> {
             let normed = (x.v - mean) * inv_std.clone();
             return self.affine(norm, normed, x.t.map(|t| t * inv_std));
         }
-        let mean = channel_mean(&x.v);
-        let centred = x.v.clone() - mean.clone();
-        let inv_std = centred
-            .clone()
-            .square()
-            .mean_dims(&dims)
-            .add_scalar(BN_EPS)
-            .sqrt()
-            .recip();
-        let record = self.config.zen || self.config.record_norm_stats;
-        if record && matches!(norm, Norm::Affine { .. }) {
-            let [n, c, h, w] = centred.dims();
-            let count = (n * h * w) as f64;
-            // Detached: a branch off the loss's graph that no backward reaches would keep the
-            // whole graph of every step alive on an autodiff device.
-            let var = centred
-                .clone()
-                .detach()
-                .square()
-                .sum_dims(&dims)
-                .reshape([c])
-                .div_scalar(count - 1.0);
-            self.norm_stats.push(NormStats {
-                mean: mean.clone().detach().reshape([c]),
-                var,
-            });
+        if (self.config.zen || self.config.record_norm_stats) && matches!(norm, Norm::Affine { .. })
+        {
+            self.norm_stats.push(batch_stats(&x.v));
         }
-        let normed = centred.clone() * inv_std.clone();
-        let tangent = x.t.map(|t| {
-            let t_centred = t.clone() - t.mean_dims(&dims);
-            let half_var_tangent = (centred * t_centred.clone()).mean_dims(&dims);
-            (t_centred - normed.clone() * half_var_tangent * inv_std.clone()) * inv_std
-        });
+        let (normed, tangent) = if is_flex(&x.v.device()) {
+            batch_norm(x.v, x.t)
+        } else {
+            composed_batch_norm(x.v, x.t)
+        };
         self.affine(norm, normed, tangent)
     }
 

@@ -5,8 +5,8 @@
 //! exactly as the reference's PyTorch state dict) and run by the functional forward pass in
 //! [`forward`]. Parameter values live in [`Weights`].
 
-pub mod conv;
 pub mod forward;
+pub mod ops;
 mod weights;
 
 pub(crate) use weights::standard_normal;

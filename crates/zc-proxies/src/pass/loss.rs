@@ -37,14 +37,12 @@ pub(super) fn run(
     let fisher_channel_sums = fisher.then(|| {
         let mut sums = vec![0.0; net.layers().len()];
         for tap in &out.taps {
-            let Some(g) = tap.leaf.grad(&grads) else {
+            // s_nk = sum over space of A*G (the leaf's gradient); F_k = 0.5 * mean_n s_nk^2.
+            let Some(s) = tap.leaf.grad(&grads) else {
                 continue;
             };
-            let a = tap.activation.clone().inner();
-            let [n, c, _, _] = a.dims();
-            // s_nk = sum over space of A*G; F_k = 0.5 * mean_n s_nk^2.
-            let s = (a * g).sum_dims(&[2, 3]).reshape([n, c]);
-            let f = s.square().mean_dim(0).mul_scalar(0.5).abs();
+            let [n, c, _, _] = s.dims();
+            let f = s.reshape([n, c]).square().mean_dim(0).mul_scalar(0.5).abs();
             sums[tap.layer] += to_host(f).iter().sum::<f64>();
         }
         sums

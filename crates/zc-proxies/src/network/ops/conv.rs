@@ -1,14 +1,6 @@
 //! The convolution of the NB201 network (square kernel, zero padding `k/2`, stride 1 or 2,
-//! no groups or dilation).
-//!
-//! On the flex CPU backend it runs [`kernel`]'s im2col + `gemm` kernels, written for these
-//! shapes: burn-flex's generic convolution converts every call to channels-last, and computes
-//! the weight gradient as a convolution with a map-sized kernel, which for NB201's shapes makes
-//! a forward+backward several times slower. The kernels are a burn backend extension
-//! ([`ConvBackend`]): flex implements it, autodiff wraps it with its own backward, and any
-//! other backend (CUDA) keeps burn's `conv2d`.
-
-mod kernel;
+//! no groups or dilation): im2col + `gemm` kernels on flex ([`super::conv_kernel`]), burn's
+//! `conv2d` elsewhere.
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -17,11 +9,12 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, DispatchDevice, Flex, backend_extension};
+use burn::backend::{Autodiff, Backend, Flex, backend_extension};
+use burn::tensor::Tensor;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{DType, Tensor, TensorData};
 
-use kernel::{Geometry, Scalar};
+use super::conv_kernel::{self as kernel, Geometry};
+use super::{dispatch_dtype, is_flex};
 
 /// The convolution as a backend extension; the defaults are burn's own ops.
 #[backend_extension(Flex, Autodiff)]
@@ -67,10 +60,7 @@ fn options(stride: usize, pad: usize) -> ConvOptions<2> {
 /// on the flex backend, burn's `conv2d` elsewhere.
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, stride: usize) -> Tensor<4> {
     let pad = weight.dims()[2] / 2;
-    if !matches!(
-        x.device().as_dispatch().clone().inner(),
-        DispatchDevice::Flex(_)
-    ) {
+    if !is_flex(&x.device()) {
         return burn::tensor::module::conv2d(x, weight, None, options(stride, pad));
     }
     Tensor::from_dispatch(<burn::backend::Dispatch as ConvBackend>::nb201_conv(
@@ -97,38 +87,13 @@ fn geometry(x: &FlexTensor, weight: &FlexTensor, stride: usize, pad: usize) -> G
     }
 }
 
-/// Runs `f` on the contiguous host data of `inputs` as `T`, into a new tensor of `shape`.
-fn run_typed<T: Scalar + burn::tensor::Element>(
-    inputs: [&FlexTensor; 2],
-    shape: [usize; 4],
-    f: impl FnOnce(&[T], &[T], &mut [T]),
-) -> FlexTensor {
-    let [a, b] = inputs.map(FlexTensor::to_contiguous);
-    let mut out = vec![T::default(); shape.iter().product()];
-    f(
-        a.as_slice::<T>().expect("contiguous"),
-        b.as_slice::<T>().expect("contiguous"),
-        &mut out,
-    );
-    FlexTensor::from_data(TensorData::new(out, shape))
-}
-
-/// Runs a kernel in the dtype of `inputs` (float32 or float64).
-macro_rules! dispatch_dtype {
-    ($inputs:expr, $shape:expr, |$a:ident, $b:ident, $out:ident| $body:expr) => {
-        match $inputs[0].dtype() {
-            DType::F32 => run_typed::<f32>($inputs, $shape, |$a, $b, $out| $body),
-            DType::F64 => run_typed::<f64>($inputs, $shape, |$a, $b, $out| $body),
-            other => panic!("the NB201 convolution runs in float32 or float64, not {other:?}"),
-        }
-    };
-}
-
 impl ConvBackend for Flex {
     fn nb201_conv(x: FlexTensor, weight: FlexTensor, stride: usize, pad: usize) -> FlexTensor {
         let g = geometry(&x, &weight, stride, pad);
         let shape = [g.batch, g.c_out, g.h_out(), g.w_out()];
-        dispatch_dtype!([&x, &weight], shape, |x, w, y| kernel::forward(&g, x, w, y))
+        dispatch_dtype!([&x, &weight], shape.to_vec(), |ins, y| {
+            kernel::forward(&g, ins[0], ins[1], y)
+        })
     }
 
     fn nb201_conv_x_backward(
@@ -140,8 +105,8 @@ impl ConvBackend for Flex {
     ) -> FlexTensor {
         let g = geometry(&x, &weight, stride, pad);
         let shape = [g.batch, g.c_in, g.h, g.w];
-        dispatch_dtype!([&weight, &grad], shape, |w, dy, dx| {
-            kernel::backward_input(&g, w, dy, dx)
+        dispatch_dtype!([&weight, &grad], shape.to_vec(), |ins, dx| {
+            kernel::backward_input(&g, ins[0], ins[1], dx)
         })
     }
 
@@ -154,8 +119,8 @@ impl ConvBackend for Flex {
     ) -> FlexTensor {
         let g = geometry(&x, &weight, stride, pad);
         let shape = [g.c_out, g.c_in, g.kernel, g.kernel];
-        dispatch_dtype!([&x, &grad], shape, |x, dy, dw| {
-            kernel::backward_weight(&g, x, dy, dw)
+        dispatch_dtype!([&x, &grad], shape.to_vec(), |ins, dw| {
+            kernel::backward_weight(&g, ins[0], ins[1], dw)
         })
     }
 }

@@ -7,21 +7,7 @@
 
 use gemm::{Parallelism, gemm};
 
-/// What the kernels compute in: `f32` or `f64`.
-pub(crate) trait Scalar:
-    Copy + Default + Send + Sync + std::ops::AddAssign + bytemuck::Pod + 'static
-{
-    /// One, for gemm's scale factors.
-    const ONE: Self;
-}
-
-impl Scalar for f32 {
-    const ONE: Self = 1.0;
-}
-
-impl Scalar for f64 {
-    const ONE: Self = 1.0;
-}
+use super::Scalar;
 
 /// The shape of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,231 @@
+//! Batch normalisation with batch statistics and no affine, per channel of `[N, C, H, W]`:
+//! `n̂ = (x - μ)·s` with `s = 1/sqrt(σ² + ε)`, `σ²` the biased batch variance.
+//!
+//! Its Jacobian is `J v = s·(v - mean(v) - n̂·mean(n̂·v))` (means over the channel's `M = N·H·W`
+//! values), a symmetric operator: the same kernel gives the forward tangent `J t` and the
+//! backward `J dy`. Back-propagating a tangent also needs the derivative of `<b, J t>` in `x`
+//! (with `u = t - mean(t)`, `A = <b, u>`, `B = <b, n̂>`, `C = <n̂, t>`):
+//! `-(s²/M)(A - BC/M)·n̂ - (s/M)(C·J b + B·J t)`.
+//!
+//! Sums are accumulated in float64. As in PyTorch, a constant channel has a mean equal to its
+//! value and normalises to exact zeros.
+
+use super::Scalar;
+use crate::network::BN_EPS;
+
+/// `[N, C, H·W]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dims {
+    /// Images.
+    pub batch: usize,
+    /// Channels.
+    pub channels: usize,
+    /// `H·W`.
+    pub plane: usize,
+}
+
+impl Dims {
+    /// Values per channel.
+    fn count(&self) -> f64 {
+        (self.batch * self.plane) as f64
+    }
+
+    /// Where channel `c` of image `n` starts.
+    fn at(&self, n: usize, c: usize) -> usize {
+        (n * self.channels + c) * self.plane
+    }
+
+    /// Sums over channel `c` of the `R` values `f` gives for the aligned plane values of
+    /// `inputs`, in 8 interleaved partial sums (which vectorise; one running float64 sum
+    /// would not).
+    fn sums<T: Scalar, const K: usize, const R: usize>(
+        &self,
+        inputs: [&[T]; K],
+        c: usize,
+        f: impl Fn([T; K]) -> [f64; R],
+    ) -> [f64; R] {
+        const LANES: usize = 8;
+        let mut acc = [[0.0; LANES]; R];
+        let add = |acc: &mut [[f64; LANES]; R], lane: usize, values: [f64; R]| {
+            for (a, v) in acc.iter_mut().zip(values) {
+                a[lane] += v;
+            }
+        };
+        for n in 0..self.batch {
+            let start = self.at(n, c);
+            let planes = inputs.map(|data| &data[start..start + self.plane]);
+            let whole = self.plane / LANES * LANES;
+            for base in (0..whole).step_by(LANES) {
+                let chunk = planes.map(|p| &p[base..base + LANES]);
+                for lane in 0..LANES {
+                    add(&mut acc, lane, f(chunk.map(|p| p[lane])));
+                }
+            }
+            for i in whole..self.plane {
+                add(&mut acc, i - whole, f(planes.map(|p| p[i])));
+            }
+        }
+        acc.map(|lanes| lanes.iter().sum())
+    }
+
+    /// Writes `f` of the aligned plane values of `inputs` into channel `c` of `out`.
+    fn fill<T: Scalar, const K: usize>(
+        &self,
+        out: &mut [T],
+        inputs: [&[T]; K],
+        c: usize,
+        f: impl Fn([T; K]) -> f64,
+    ) {
+        for n in 0..self.batch {
+            let start = self.at(n, c);
+            let planes = inputs.map(|data| &data[start..start + self.plane]);
+            for (i, d) in out[start..start + self.plane].iter_mut().enumerate() {
+                *d = T::narrow(f(planes.map(|p| p[i])));
+            }
+        }
+    }
+}
+
+/// A channel's mean and inverse standard deviation, rounded to `T` as the forward uses them.
+#[derive(Clone, Copy)]
+struct Stats<T> {
+    mean: T,
+    inv_std: T,
+}
+
+impl<T: Scalar> Stats<T> {
+    fn of(dims: &Dims, x: &[T], c: usize) -> Self {
+        let [sum] = dims.sums([x], c, |[v]| [v.wide()]);
+        let mean = T::narrow(sum / dims.count());
+        let m = mean.wide();
+        // The centred value is rounded to T first, as PyTorch's float32 computes it.
+        let [squares] = dims.sums([x], c, |[v]| {
+            let centred = T::narrow(v.wide() - m).wide();
+            [centred * centred]
+        });
+        let var = squares / dims.count();
+        Stats {
+            mean,
+            inv_std: T::narrow(1.0 / (var + BN_EPS).sqrt()),
+        }
+    }
+
+    fn normed(&self, x: T) -> f64 {
+        T::narrow(x.wide() - self.mean.wide()).wide() * self.inv_std.wide()
+    }
+}
+
+/// `out = n̂(x)`.
+pub(crate) fn forward<T: Scalar>(dims: &Dims, x: &[T], out: &mut [T]) {
+    for c in 0..dims.channels {
+        let stats = Stats::of(dims, x, c);
+        dims.fill(out, [x], c, |[v]| stats.normed(v));
+    }
+}
+
+/// `out = J_x v`.
+pub(crate) fn jacobian<T: Scalar>(dims: &Dims, x: &[T], v: &[T], out: &mut [T]) {
+    let m = dims.count();
+    for c in 0..dims.channels {
+        let stats = Stats::of(dims, x, c);
+        let [sum_v, sum_nv] = dims.sums([x, v], c, |[x, v]| [v.wide(), stats.normed(x) * v.wide()]);
+        let (mean_v, mean_nv) = (sum_v / m, sum_nv / m);
+        let s = stats.inv_std.wide();
+        dims.fill(out, [x, v], c, |[x, v]| {
+            s * (v.wide() - mean_v - stats.normed(x) * mean_nv)
+        });
+    }
+}
+
+/// `out = ∇_x <b, J_x t>`: what back-propagating a tangent through the norm adds to `x`.
+pub(crate) fn tangent_backward<T: Scalar>(dims: &Dims, x: &[T], t: &[T], b: &[T], out: &mut [T]) {
+    let m = dims.count();
+    for c in 0..dims.channels {
+        let stats = Stats::of(dims, x, c);
+        let s = stats.inv_std.wide();
+        let [sum_b, sum_t, sum_bt, bb, cc] = dims.sums([x, t, b], c, |[x, t, b]| {
+            let (n, t, b) = (stats.normed(x), t.wide(), b.wide());
+            [b, t, b * t, n * b, n * t]
+        });
+        let (mean_b, mean_t) = (sum_b / m, sum_t / m);
+        let a = sum_bt - mean_t * mean_b * m;
+        // -(s²/M)(A - BC/M) n̂ - (s/M)(C J b + B J t), with J b = s(b - mean_b - n̂ B/M) and
+        // J t = s(t - mean_t - n̂ C/M), gathered per term:
+        let on_b = -s * s * cc / m;
+        let on_t = -s * s * bb / m;
+        let on_n = -s * s / m * (a - bb * cc / m) + 2.0 * s * s * bb * cc / (m * m);
+        dims.fill(out, [x, t, b], c, |[x, t, b]| {
+            on_n * stats.normed(x) + on_b * (b.wide() - mean_b) + on_t * (t.wide() - mean_t)
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(len: usize, seed: u64) -> Vec<f64> {
+        (0..len)
+            .map(|i| ((i as u64 * 2654435761 + seed * 7919) % 1009) as f64 / 504.5 - 1.0)
+            .collect()
+    }
+
+    fn dot(a: &[f64], b: &[f64]) -> f64 {
+        a.iter().zip(b).map(|(a, b)| a * b).sum()
+    }
+
+    fn shifted(x: &[f64], d: &[f64], e: f64) -> Vec<f64> {
+        x.iter().zip(d).map(|(x, d)| x + e * d).collect()
+    }
+
+    /// The Jacobian and the tangent's backward agree with central differences of the forward
+    /// and of the Jacobian, and the forward normalises each channel (mean 0, variance 1 - ε·s²).
+    #[test]
+    fn kernels_match_central_differences() {
+        let dims = Dims {
+            batch: 3,
+            channels: 2,
+            plane: 5,
+        };
+        let len = 30;
+        let (x, v, b, d) = (
+            values(len, 1),
+            values(len, 2),
+            values(len, 3),
+            values(len, 4),
+        );
+        let e = 1e-6;
+        let run = |f: &dyn Fn(&mut [f64])| {
+            let mut out = vec![0.0; len];
+            f(&mut out);
+            out
+        };
+        let normed = run(&|o| forward(&dims, &x, o));
+        for c in 0..2 {
+            let [sum] = dims.sums([&normed[..]], c, |[v]| [v]);
+            let mean = sum / 15.0;
+            assert!(mean.abs() < 1e-12, "channel {c} mean {mean}");
+        }
+        // J v = d n̂(x + e v) / de.
+        let jv = run(&|o| jacobian(&dims, &x, &v, o));
+        let plus = run(&|o| forward(&dims, &shifted(&x, &v, e), o));
+        let minus = run(&|o| forward(&dims, &shifted(&x, &v, -e), o));
+        for i in 0..len {
+            let numeric = (plus[i] - minus[i]) / (2.0 * e);
+            assert!(
+                (jv[i] - numeric).abs() < 1e-6,
+                "J v [{i}]: {} vs {numeric}",
+                jv[i]
+            );
+        }
+        // <∇_x <b, J_x v>, d> = d <b, J_{x + e d} v> / de.
+        let grad = run(&|o| tangent_backward(&dims, &x, &v, &b, o));
+        let at = |e: f64| dot(&b, &run(&|o| jacobian(&dims, &shifted(&x, &d, e), &v, o)));
+        let numeric = (at(e) - at(-e)) / (2.0 * e);
+        assert!(
+            (dot(&grad, &d) - numeric).abs() < 1e-6 * numeric.abs().max(1.0),
+            "tangent backward: {} vs {numeric}",
+            dot(&grad, &d)
+        );
+    }
+}
