@@ -16,6 +16,7 @@ use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 use super::ops::conv::conv2d;
 use super::ops::is_flex;
 use super::ops::norm::batch_norm;
+use super::ops::pool;
 use super::{BN_EPS, Block, EdgeOp, LayerKind, Nb201Network, Norm};
 use zc_space::EDGES;
 
@@ -265,9 +266,18 @@ fn avg_pool_2x2(x: Tensor<4>) -> Tensor<4> {
         .reshape([n, c, h / 2, w / 2])
 }
 
-/// 3x3 average pool, stride 1, padding 1 not counted in the average: a separable box sum of the
-/// zero-padded input times the reciprocal of each window's count.
+/// The 3x3 average pool (stride 1, padding 1, padded positions not counted).
 fn avg_pool_3x3(x: Tensor<4>) -> Tensor<4> {
+    if is_flex(&x.device()) {
+        pool::avg_pool_3x3(x)
+    } else {
+        composed_avg_pool_3x3(x)
+    }
+}
+
+/// [`avg_pool_3x3`] composed of tensor ops, for backends without NB201's kernels: a separable
+/// box sum of the zero-padded input times the reciprocal of each window's count.
+fn composed_avg_pool_3x3(x: Tensor<4>) -> Tensor<4> {
     let [_, _, h, w] = x.dims();
     let padded = x.clone().pad((1, 1, 1, 1), PadMode::Constant(0.0));
     let box3 = |t: Tensor<4>, dim: usize, len: usize| {

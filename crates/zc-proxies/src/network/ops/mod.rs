@@ -1,5 +1,5 @@
-//! NB201's heavy ops with their own CPU kernels: the convolution ([`conv`]) and the batch
-//! normalisation with batch statistics ([`norm`]).
+//! NB201's heavy ops with their own CPU kernels: the convolution ([`conv`]), the batch
+//! normalisation with batch statistics ([`norm`]) and the 3x3 average pool ([`pool`]).
 //!
 //! Each is a burn backend extension: flex implements it with host kernels written for NB201's
 //! shapes, autodiff wraps it with its own backward, and on any other backend (CUDA) the
@@ -12,6 +12,8 @@ pub mod conv;
 mod conv_kernel;
 pub mod norm;
 mod norm_kernel;
+pub mod pool;
+mod pool_kernel;
 
 use burn::backend::DispatchDevice;
 use burn::backend::flex::FlexTensor;
@@ -19,7 +21,17 @@ use burn::tensor::{Device, Element, TensorData};
 
 /// What the kernels compute in: `f32` or `f64`.
 pub(crate) trait Scalar:
-    Copy + Default + Send + Sync + std::ops::AddAssign + bytemuck::Pod + Element + 'static
+    Copy
+    + Default
+    + Send
+    + Sync
+    + std::ops::AddAssign
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + bytemuck::Pod
+    + Element
+    + 'static
 {
     /// One, for gemm's scale factors.
     const ONE: Self;

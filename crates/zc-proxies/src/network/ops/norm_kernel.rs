@@ -74,13 +74,13 @@ impl Dims {
         out: &mut [T],
         inputs: [&[T]; K],
         c: usize,
-        f: impl Fn([T; K]) -> f64,
+        f: impl Fn([T; K]) -> T,
     ) {
         for n in 0..self.batch {
             let start = self.at(n, c);
             let planes = inputs.map(|data| &data[start..start + self.plane]);
             for (i, d) in out[start..start + self.plane].iter_mut().enumerate() {
-                *d = T::narrow(f(planes.map(|p| p[i])));
+                *d = f(planes.map(|p| p[i]));
             }
         }
     }
@@ -110,8 +110,9 @@ impl<T: Scalar> Stats<T> {
         }
     }
 
-    fn normed(&self, x: T) -> f64 {
-        T::narrow(x.wide() - self.mean.wide()).wide() * self.inv_std.wide()
+    /// `n̂` in `T`'s arithmetic, as PyTorch computes it.
+    fn normed(&self, x: T) -> T {
+        (x - self.mean) * self.inv_std
     }
 }
 
@@ -128,11 +129,13 @@ pub(crate) fn jacobian<T: Scalar>(dims: &Dims, x: &[T], v: &[T], out: &mut [T]) 
     let m = dims.count();
     for c in 0..dims.channels {
         let stats = Stats::of(dims, x, c);
-        let [sum_v, sum_nv] = dims.sums([x, v], c, |[x, v]| [v.wide(), stats.normed(x) * v.wide()]);
-        let (mean_v, mean_nv) = (sum_v / m, sum_nv / m);
-        let s = stats.inv_std.wide();
+        let [sum_v, sum_nv] = dims.sums([x, v], c, |[x, v]| {
+            [v.wide(), stats.normed(x).wide() * v.wide()]
+        });
+        let (mean_v, mean_nv) = (T::narrow(sum_v / m), T::narrow(sum_nv / m));
+        let s = stats.inv_std;
         dims.fill(out, [x, v], c, |[x, v]| {
-            s * (v.wide() - mean_v - stats.normed(x) * mean_nv)
+            s * (v - mean_v - stats.normed(x) * mean_nv)
         });
     }
 }
@@ -144,7 +147,7 @@ pub(crate) fn tangent_backward<T: Scalar>(dims: &Dims, x: &[T], t: &[T], b: &[T]
         let stats = Stats::of(dims, x, c);
         let s = stats.inv_std.wide();
         let [sum_b, sum_t, sum_bt, bb, cc] = dims.sums([x, t, b], c, |[x, t, b]| {
-            let (n, t, b) = (stats.normed(x), t.wide(), b.wide());
+            let (n, t, b) = (stats.normed(x).wide(), t.wide(), b.wide());
             [b, t, b * t, n * b, n * t]
         });
         let (mean_b, mean_t) = (sum_b / m, sum_t / m);
@@ -154,8 +157,9 @@ pub(crate) fn tangent_backward<T: Scalar>(dims: &Dims, x: &[T], t: &[T], b: &[T]
         let on_b = -s * s * cc / m;
         let on_t = -s * s * bb / m;
         let on_n = -s * s / m * (a - bb * cc / m) + 2.0 * s * s * bb * cc / (m * m);
+        let [on_n, on_b, on_t, mean_b, mean_t] = [on_n, on_b, on_t, mean_b, mean_t].map(T::narrow);
         dims.fill(out, [x, t, b], c, |[x, t, b]| {
-            on_n * stats.normed(x) + on_b * (b.wide() - mean_b) + on_t * (t.wide() - mean_t)
+            on_n * stats.normed(x) + on_b * (b - mean_b) + on_t * (t - mean_t)
         });
     }
 }
