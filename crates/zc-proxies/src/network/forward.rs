@@ -16,7 +16,7 @@ use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 use super::ops::conv::conv2d;
 use super::ops::is_flex;
 use super::ops::norm::batch_norm;
-use super::ops::pool;
+use super::ops::{pool, relu};
 use super::{BN_EPS, Block, EdgeOp, LayerKind, Nb201Network, Norm};
 use zc_space::EDGES;
 
@@ -297,6 +297,10 @@ fn composed_avg_pool_3x3(x: Tensor<4>) -> Tensor<4> {
 }
 
 fn relu_act<const D: usize>(x: Act<D>) -> Act<D> {
+    if is_flex(&x.v.device()) {
+        let (v, t) = relu::relu(x.v, x.t);
+        return Act { v, t };
+    }
     // relu'' = 0: the mask is a constant of the tangent, exactly as PyTorch differentiates it.
     let t =
         x.t.map(|t| t.mask_fill(x.v.clone().lower_equal_elem(0.0), 0.0));

@@ -1,5 +1,6 @@
 //! NB201's heavy ops with their own CPU kernels: the convolution ([`conv`]), the batch
-//! normalisation with batch statistics ([`norm`]) and the 3x3 average pool ([`pool`]).
+//! normalisation with batch statistics ([`norm`]), the 3x3 average pool ([`pool`]) and the ReLU
+//! ([`relu`]).
 //!
 //! Each is a burn backend extension: flex implements it with host kernels written for NB201's
 //! shapes, autodiff wraps it with its own backward, and on any other backend (CUDA) the
@@ -14,6 +15,7 @@ pub mod norm;
 mod norm_kernel;
 pub mod pool;
 mod pool_kernel;
+pub mod relu;
 
 use burn::backend::DispatchDevice;
 use burn::backend::flex::FlexTensor;
@@ -29,6 +31,7 @@ pub(crate) trait Scalar:
     + std::ops::Add<Output = Self>
     + std::ops::Sub<Output = Self>
     + std::ops::Mul<Output = Self>
+    + PartialOrd
     + bytemuck::Pod
     + Element
     + 'static
