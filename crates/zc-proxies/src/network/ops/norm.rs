@@ -9,10 +9,10 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
-use burn::tensor::Tensor;
+use burn::tensor::{DType, Tensor};
 
-use super::dispatch_dtype;
-use super::norm_kernel::{self as kernel, Dims};
+use super::norm_kernel::{self as kernel, Dims, Stats};
+use super::run_typed;
 
 /// The batch norm as a backend extension (flex kernels; autodiff's backward built on them).
 #[backend_extension(Flex, Autodiff)]
@@ -49,29 +49,72 @@ fn dims(x: &FlexTensor) -> Dims {
     }
 }
 
-impl NormBackend for Flex {
-    fn nb201_batch_norm(x: FlexTensor) -> FlexTensor {
-        let d = dims(&x);
-        let shape = x.layout().shape().to_vec();
-        dispatch_dtype!([&x], shape, |ins, out| kernel::forward(&d, ins[0], out))
-    }
+/// Every channel's statistics of a norm's input, in its dtype: computed once per norm and kept
+/// for the backward.
+#[derive(Clone, Debug)]
+enum ChannelStats {
+    F32(Vec<Stats<f32>>),
+    F64(Vec<Stats<f64>>),
+}
 
-    fn nb201_batch_norm_jacobian(x: FlexTensor, v: FlexTensor) -> FlexTensor {
-        let d = dims(&x);
-        let shape = x.layout().shape().to_vec();
-        dispatch_dtype!([&x, &v], shape, |ins, out| {
-            kernel::jacobian(&d, ins[0], ins[1], out)
-        })
+fn channel_stats(x: &FlexTensor) -> ChannelStats {
+    let d = dims(x);
+    let x = x.to_contiguous();
+    match x.dtype() {
+        DType::F32 => ChannelStats::F32(kernel::stats(&d, x.as_slice().expect("contiguous"))),
+        DType::F64 => ChannelStats::F64(kernel::stats(&d, x.as_slice().expect("contiguous"))),
+        other => panic!("NB201's kernels run in float32 or float64, not {other:?}"),
     }
 }
 
-/// `∇_x <grad, J_x t>`: the part of the tangent's backward that reaches `x`.
-fn tangent_backward(x: FlexTensor, t: FlexTensor, grad: FlexTensor) -> FlexTensor {
-    let d = dims(&x);
-    let shape = x.layout().shape().to_vec();
-    dispatch_dtype!([&x, &t, &grad], shape, |ins, out| {
-        kernel::tangent_backward(&d, ins[0], ins[1], ins[2], out)
+/// Runs a kernel with the statistics and inputs of their dtype, into a tensor shaped as `x`.
+macro_rules! with_stats {
+    ($stats:expr, $x:expr, $inputs:expr, |$s:ident, $ins:ident, $out:ident| $body:expr) => {{
+        let shape = $x.layout().shape().to_vec();
+        match $stats {
+            ChannelStats::F32($s) => run_typed::<f32, _>($inputs, shape, |$ins, $out| $body),
+            ChannelStats::F64($s) => run_typed::<f64, _>($inputs, shape, |$ins, $out| $body),
+        }
+    }};
+}
+
+/// `n̂(x)`.
+fn normalise(x: &FlexTensor, stats: &ChannelStats) -> FlexTensor {
+    let d = dims(x);
+    with_stats!(stats, x, [x], |s, ins, out| kernel::forward(
+        &d, s, ins[0], out
+    ))
+}
+
+/// `J_x v`.
+fn jacobian(x: &FlexTensor, v: &FlexTensor, stats: &ChannelStats) -> FlexTensor {
+    let d = dims(x);
+    with_stats!(stats, x, [x, v], |s, ins, out| {
+        kernel::jacobian(&d, s, ins[0], ins[1], out)
     })
+}
+
+/// `∇_x <grad, J_x t>`: the part of the tangent's backward that reaches `x`.
+fn tangent_backward(
+    x: &FlexTensor,
+    t: &FlexTensor,
+    grad: &FlexTensor,
+    stats: &ChannelStats,
+) -> FlexTensor {
+    let d = dims(x);
+    with_stats!(stats, x, [x, t, grad], |s, ins, out| {
+        kernel::tangent_backward(&d, s, ins[0], ins[1], ins[2], out)
+    })
+}
+
+impl NormBackend for Flex {
+    fn nb201_batch_norm(x: FlexTensor) -> FlexTensor {
+        normalise(&x, &channel_stats(&x))
+    }
+
+    fn nb201_batch_norm_jacobian(x: FlexTensor, v: FlexTensor) -> FlexTensor {
+        jacobian(&x, &v, &channel_stats(&x))
+    }
 }
 
 /// Backward of the norm: `dx = J_x dy`.
@@ -79,7 +122,7 @@ fn tangent_backward(x: FlexTensor, t: FlexTensor, grad: FlexTensor) -> FlexTenso
 struct NormStep;
 
 impl Backward<Flex, 1> for NormStep {
-    type State = NodeId;
+    type State = (NodeId, ChannelStats);
 
     fn backward(
         self,
@@ -89,9 +132,10 @@ impl Backward<Flex, 1> for NormStep {
     ) {
         let [node_x] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node);
-        let x = checkpointer.retrieve_node_output::<FlexTensor>(ops.state);
+        let (x_state, stats) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
         if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, Flex::nb201_batch_norm_jacobian(x, grad));
+            grads.register::<Flex>(node.id, jacobian(&x, &grad, &stats));
         }
     }
 }
@@ -101,7 +145,7 @@ impl Backward<Flex, 1> for NormStep {
 struct JacobianStep;
 
 impl Backward<Flex, 2> for JacobianStep {
-    type State = (NodeId, NodeId);
+    type State = (NodeId, NodeId, ChannelStats);
 
     fn backward(
         self,
@@ -111,47 +155,44 @@ impl Backward<Flex, 2> for JacobianStep {
     ) {
         let [node_x, node_v] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node);
-        let (x_state, v_state) = ops.state;
+        let (x_state, v_state, stats) = ops.state;
         let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
         let v = checkpointer.retrieve_node_output::<FlexTensor>(v_state);
         if let Some(node) = node_x {
-            let dx = tangent_backward(x.clone(), v, grad.clone());
-            grads.register::<Flex>(node.id, dx);
+            grads.register::<Flex>(node.id, tangent_backward(&x, &v, &grad, &stats));
         }
         if let Some(node) = node_v {
-            grads.register::<Flex>(node.id, Flex::nb201_batch_norm_jacobian(x, grad));
+            grads.register::<Flex>(node.id, jacobian(&x, &grad, &stats));
         }
     }
 }
 
 impl<C: CheckpointStrategy> NormBackend for Autodiff<Flex, C> {
     fn nb201_batch_norm(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let stats = channel_stats(x.primitive());
         match NormStep.prepare::<C>([x.node()]).compute_bound().stateful() {
             OpsKind::Tracked(mut prep) => {
                 let state = prep.checkpoint(&x);
-                prep.finish(state, Flex::nb201_batch_norm(x.into_primitive()))
+                let out = normalise(x.primitive(), &stats);
+                prep.finish((state, stats), out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(Flex::nb201_batch_norm(x.into_primitive())),
+            OpsKind::UnTracked(prep) => prep.finish(normalise(x.primitive(), &stats)),
         }
     }
 
     fn nb201_batch_norm_jacobian(x: FloatTensor<Self>, v: FloatTensor<Self>) -> FloatTensor<Self> {
+        let stats = channel_stats(x.primitive());
         match JacobianStep
             .prepare::<C>([x.node(), v.node()])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(mut prep) => {
-                let state = (prep.checkpoint(&x), prep.checkpoint(&v));
-                prep.finish(
-                    state,
-                    Flex::nb201_batch_norm_jacobian(x.into_primitive(), v.into_primitive()),
-                )
+                let (x_state, v_state) = (prep.checkpoint(&x), prep.checkpoint(&v));
+                let out = jacobian(x.primitive(), v.primitive(), &stats);
+                prep.finish((x_state, v_state, stats), out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(Flex::nb201_batch_norm_jacobian(
-                x.into_primitive(),
-                v.into_primitive(),
-            )),
+            OpsKind::UnTracked(prep) => prep.finish(jacobian(x.primitive(), v.primitive(), &stats)),
         }
     }
 }

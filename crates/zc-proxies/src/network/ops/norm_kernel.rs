@@ -87,10 +87,16 @@ impl Dims {
 }
 
 /// A channel's mean and inverse standard deviation, rounded to `T` as the forward uses them.
-#[derive(Clone, Copy)]
-struct Stats<T> {
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stats<T> {
     mean: T,
     inv_std: T,
+}
+
+/// Every channel's [`Stats`] of `x`: computed once per norm, and shared by its forward, its
+/// tangent and their backwards.
+pub(crate) fn stats<T: Scalar>(dims: &Dims, x: &[T]) -> Vec<Stats<T>> {
+    (0..dims.channels).map(|c| Stats::of(dims, x, c)).collect()
 }
 
 impl<T: Scalar> Stats<T> {
@@ -117,18 +123,22 @@ impl<T: Scalar> Stats<T> {
 }
 
 /// `out = n̂(x)`.
-pub(crate) fn forward<T: Scalar>(dims: &Dims, x: &[T], out: &mut [T]) {
-    for c in 0..dims.channels {
-        let stats = Stats::of(dims, x, c);
+pub(crate) fn forward<T: Scalar>(dims: &Dims, stats: &[Stats<T>], x: &[T], out: &mut [T]) {
+    for (c, stats) in stats.iter().enumerate() {
         dims.fill(out, [x], c, |[v]| stats.normed(v));
     }
 }
 
 /// `out = J_x v`.
-pub(crate) fn jacobian<T: Scalar>(dims: &Dims, x: &[T], v: &[T], out: &mut [T]) {
+pub(crate) fn jacobian<T: Scalar>(
+    dims: &Dims,
+    stats: &[Stats<T>],
+    x: &[T],
+    v: &[T],
+    out: &mut [T],
+) {
     let m = dims.count();
-    for c in 0..dims.channels {
-        let stats = Stats::of(dims, x, c);
+    for (c, stats) in stats.iter().enumerate() {
         let [sum_v, sum_nv] = dims.sums([x, v], c, |[x, v]| {
             [v.wide(), stats.normed(x).wide() * v.wide()]
         });
@@ -141,10 +151,16 @@ pub(crate) fn jacobian<T: Scalar>(dims: &Dims, x: &[T], v: &[T], out: &mut [T]) 
 }
 
 /// `out = ∇_x <b, J_x t>`: what back-propagating a tangent through the norm adds to `x`.
-pub(crate) fn tangent_backward<T: Scalar>(dims: &Dims, x: &[T], t: &[T], b: &[T], out: &mut [T]) {
+pub(crate) fn tangent_backward<T: Scalar>(
+    dims: &Dims,
+    stats: &[Stats<T>],
+    x: &[T],
+    t: &[T],
+    b: &[T],
+    out: &mut [T],
+) {
     let m = dims.count();
-    for c in 0..dims.channels {
-        let stats = Stats::of(dims, x, c);
+    for (c, stats) in stats.iter().enumerate() {
         let s = stats.inv_std.wide();
         let [sum_b, sum_t, sum_bt, bb, cc] = dims.sums([x, t, b], c, |[x, t, b]| {
             let (n, t, b) = (stats.normed(x).wide(), t.wide(), b.wide());
@@ -204,16 +220,23 @@ mod tests {
             f(&mut out);
             out
         };
-        let normed = run(&|o| forward(&dims, &x, o));
+        let st = |x: &[f64]| stats(&dims, x);
+        let normed = run(&|o| forward(&dims, &st(&x), &x, o));
         for c in 0..2 {
             let [sum] = dims.sums([&normed[..]], c, |[v]| [v]);
             let mean = sum / 15.0;
             assert!(mean.abs() < 1e-12, "channel {c} mean {mean}");
         }
         // J v = d n̂(x + e v) / de.
-        let jv = run(&|o| jacobian(&dims, &x, &v, o));
-        let plus = run(&|o| forward(&dims, &shifted(&x, &v, e), o));
-        let minus = run(&|o| forward(&dims, &shifted(&x, &v, -e), o));
+        let jv = run(&|o| jacobian(&dims, &st(&x), &x, &v, o));
+        let plus = run(&|o| {
+            let x = shifted(&x, &v, e);
+            forward(&dims, &st(&x), &x, o)
+        });
+        let minus = run(&|o| {
+            let x = shifted(&x, &v, -e);
+            forward(&dims, &st(&x), &x, o)
+        });
         for i in 0..len {
             let numeric = (plus[i] - minus[i]) / (2.0 * e);
             assert!(
@@ -223,8 +246,11 @@ mod tests {
             );
         }
         // <∇_x <b, J_x v>, d> = d <b, J_{x + e d} v> / de.
-        let grad = run(&|o| tangent_backward(&dims, &x, &v, &b, o));
-        let at = |e: f64| dot(&b, &run(&|o| jacobian(&dims, &shifted(&x, &d, e), &v, o)));
+        let grad = run(&|o| tangent_backward(&dims, &st(&x), &x, &v, &b, o));
+        let at = |e: f64| {
+            let x = shifted(&x, &d, e);
+            dot(&b, &run(&|o| jacobian(&dims, &st(&x), &x, &v, o)))
+        };
         let numeric = (at(e) - at(-e)) / (2.0 * e);
         assert!(
             (dot(&grad, &d) - numeric).abs() < 1e-6 * numeric.abs().max(1.0),
