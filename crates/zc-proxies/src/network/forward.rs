@@ -9,13 +9,11 @@
 //!   Back-propagating that tangent yields the Hessian-vector product GraSP needs, exactly and
 //!   without double backward (ReLU's mask is a constant, as in PyTorch where relu'' = 0).
 
-use burn::tensor::activation::{log_softmax, relu, softmax};
-use burn::tensor::ops::PadMode;
-use burn::tensor::{DType, FloatDType, Tensor, TensorData};
+use burn::tensor::Tensor;
+use burn::tensor::activation::{log_softmax, softmax};
 
 use super::ops::conv::conv2d;
-use super::ops::is_flex;
-use super::ops::norm::batch_norm;
+use super::ops::norm::{self, channel_mean};
 use super::ops::{pool, relu};
 use super::{BN_EPS, Block, EdgeOp, LayerKind, Nb201Network, Norm};
 use zc_space::EDGES;
@@ -266,59 +264,9 @@ fn avg_pool_2x2(x: Tensor<4>) -> Tensor<4> {
         .reshape([n, c, h / 2, w / 2])
 }
 
-/// The 3x3 average pool (stride 1, padding 1, padded positions not counted).
-fn avg_pool_3x3(x: Tensor<4>) -> Tensor<4> {
-    if is_flex(&x.device()) {
-        pool::avg_pool_3x3(x)
-    } else {
-        composed_avg_pool_3x3(x)
-    }
-}
-
-/// [`avg_pool_3x3`] composed of tensor ops, for backends without NB201's kernels: a separable
-/// box sum of the zero-padded input times the reciprocal of each window's count.
-fn composed_avg_pool_3x3(x: Tensor<4>) -> Tensor<4> {
-    let [_, _, h, w] = x.dims();
-    let padded = x.clone().pad((1, 1, 1, 1), PadMode::Constant(0.0));
-    let box3 = |t: Tensor<4>, dim: usize, len: usize| {
-        t.clone().narrow(dim, 0, len) + t.clone().narrow(dim, 1, len) + t.narrow(dim, 2, len)
-    };
-    let sums = box3(box3(padded, 3, w), 2, h);
-    // Window counts: 3 per axis inside, 2 on a border row or column.
-    let span = |i: usize, len: usize| if i == 0 || i + 1 == len { 2.0 } else { 3.0 };
-    let inverse: Vec<f64> = (0..h)
-        .flat_map(|i| (0..w).map(move |j| 1.0 / (span(i, h) * span(j, w))))
-        .collect();
-    let inverse = Tensor::<4>::from_data(
-        TensorData::new(inverse, [1, 1, h, w]),
-        (&x.device(), x.dtype()),
-    );
-    sums * inverse
-}
-
 fn relu_act<const D: usize>(x: Act<D>) -> Act<D> {
-    if is_flex(&x.v.device()) {
-        let (v, t) = relu::relu(x.v, x.t);
-        return Act { v, t };
-    }
-    // relu'' = 0: the mask is a constant of the tangent, exactly as PyTorch differentiates it.
-    let t =
-        x.t.map(|t| t.mask_fill(x.v.clone().lower_equal_elem(0.0), 0.0));
-    Act { v: relu(x.v), t }
-}
-
-/// Per-channel mean over batch and space. For float32 the sum is accumulated in float64 so that
-/// a constant channel (a conv fed by an all-zero node) has a mean exactly equal to its value
-/// and normalises to exact zeros, as in PyTorch.
-fn channel_mean(x: &Tensor<4>) -> Tensor<4> {
-    if x.dtype() == DType::F32 {
-        x.clone()
-            .cast(FloatDType::F64)
-            .mean_dims(&[0, 2, 3])
-            .cast(FloatDType::F32)
-    } else {
-        x.clone().mean_dims(&[0, 2, 3])
-    }
+    let (v, t) = relu::relu(x.v, x.t);
+    Act { v, t }
 }
 
 /// Per-channel batch mean and unbiased variance of `x`, detached: a branch off the loss's graph
@@ -336,27 +284,6 @@ fn batch_stats(x: &Tensor<4>) -> NormStats {
         mean: mean.reshape([c]),
         var,
     }
-}
-
-/// The batch norm with batch statistics (no affine) and its tangent, composed of tensor ops:
-/// what backends without NB201's kernels run (see [`super::ops`]).
-fn composed_batch_norm(x: Tensor<4>, t: Option<Tensor<4>>) -> (Tensor<4>, Option<Tensor<4>>) {
-    let dims = [0, 2, 3];
-    let centred = x.clone() - channel_mean(&x);
-    let inv_std = centred
-        .clone()
-        .square()
-        .mean_dims(&dims)
-        .add_scalar(BN_EPS)
-        .sqrt()
-        .recip();
-    let normed = centred.clone() * inv_std.clone();
-    let tangent = t.map(|t| {
-        let t_centred = t.clone() - t.mean_dims(&dims);
-        let half_var_tangent = (centred * t_centred.clone()).mean_dims(&dims);
-        (t_centred - normed.clone() * half_var_tangent * inv_std.clone()) * inv_std
-    });
-    (normed, tangent)
 }
 
 impl Pass<'_> {
@@ -481,11 +408,7 @@ impl Pass<'_> {
         {
             self.norm_stats.push(batch_stats(&x.v));
         }
-        let (normed, tangent) = if is_flex(&x.v.device()) {
-            batch_norm(x.v, x.t)
-        } else {
-            composed_batch_norm(x.v, x.t)
-        };
+        let (normed, tangent) = norm::batch_norm(x.v, x.t);
         self.affine(norm, normed, tangent)
     }
 
@@ -573,7 +496,7 @@ impl Pass<'_> {
                         input
                     }
                     EdgeOp::AvgPool => {
-                        let out = input.map(avg_pool_3x3);
+                        let out = input.map(pool::avg_pool_3x3);
                         self.observe(&out, 2); // the AvgPool2d and its POOLING op
                         out
                     }

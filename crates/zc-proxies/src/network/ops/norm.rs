@@ -9,10 +9,11 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
-use burn::tensor::{DType, Tensor};
+use burn::tensor::{DType, FloatDType, Tensor};
 
 use super::norm_kernel::{self as kernel, Dims, Stats};
-use super::run_typed;
+use super::{is_flex, run_typed};
+use crate::network::BN_EPS;
 
 /// The batch norm as a backend extension (flex kernels; autodiff's backward built on them).
 #[backend_extension(Flex, Autodiff)]
@@ -25,9 +26,12 @@ pub trait NormBackend: Backend {
     fn nb201_batch_norm_jacobian(x: FloatTensor<Self>, v: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
-/// The batch norm of `x` and its tangent along `t` (flex devices only: see
-/// [`super::is_flex`]).
+/// The batch norm of `x` (batch statistics, no affine) and its tangent along `t`: the kernels on
+/// flex, composed tensor ops elsewhere.
 pub fn batch_norm(x: Tensor<4>, t: Option<Tensor<4>>) -> (Tensor<4>, Option<Tensor<4>>) {
+    if !is_flex(&x.device()) {
+        return composed_batch_norm(x, t);
+    }
     let tangent = t.map(|t| {
         Tensor::from_dispatch(<Dispatch as NormBackend>::nb201_batch_norm_jacobian(
             x.clone().into_dispatch(),
@@ -37,6 +41,41 @@ pub fn batch_norm(x: Tensor<4>, t: Option<Tensor<4>>) -> (Tensor<4>, Option<Tens
     let normed = Tensor::from_dispatch(<Dispatch as NormBackend>::nb201_batch_norm(
         x.into_dispatch(),
     ));
+    (normed, tangent)
+}
+
+/// Per-channel mean over batch and space. For float32 the sum is accumulated in float64 so that
+/// a constant channel (a conv fed by an all-zero node) has a mean exactly equal to its value
+/// and normalises to exact zeros, as in PyTorch.
+pub(crate) fn channel_mean(x: &Tensor<4>) -> Tensor<4> {
+    if x.dtype() == DType::F32 {
+        x.clone()
+            .cast(FloatDType::F64)
+            .mean_dims(&[0, 2, 3])
+            .cast(FloatDType::F32)
+    } else {
+        x.clone().mean_dims(&[0, 2, 3])
+    }
+}
+
+/// The batch norm with batch statistics (no affine) and its tangent, composed of tensor ops:
+/// what backends without NB201's kernels run.
+fn composed_batch_norm(x: Tensor<4>, t: Option<Tensor<4>>) -> (Tensor<4>, Option<Tensor<4>>) {
+    let dims = [0, 2, 3];
+    let centred = x.clone() - channel_mean(&x);
+    let inv_std = centred
+        .clone()
+        .square()
+        .mean_dims(&dims)
+        .add_scalar(BN_EPS)
+        .sqrt()
+        .recip();
+    let normed = centred.clone() * inv_std.clone();
+    let tangent = t.map(|t| {
+        let t_centred = t.clone() - t.mean_dims(&dims);
+        let half_var_tangent = (centred * t_centred.clone()).mean_dims(&dims);
+        (t_centred - normed.clone() * half_var_tangent * inv_std.clone()) * inv_std
+    });
     (normed, tangent)
 }
 

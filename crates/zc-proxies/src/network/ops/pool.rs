@@ -9,10 +9,11 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
-use burn::tensor::Tensor;
+use burn::tensor::ops::PadMode;
+use burn::tensor::{Tensor, TensorData};
 
-use super::dispatch_dtype;
 use super::pool_kernel as kernel;
+use super::{dispatch_dtype, is_flex};
 
 /// The pool as a backend extension (flex kernel; autodiff's backward built on it).
 #[backend_extension(Flex, Autodiff)]
@@ -21,9 +22,33 @@ pub trait PoolBackend: Backend {
     fn nb201_avg_pool(x: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
-/// The 3x3 average pool (flex devices only: see [`super::is_flex`]).
+/// The 3x3 average pool: the kernel on flex, composed tensor ops elsewhere.
 pub fn avg_pool_3x3(x: Tensor<4>) -> Tensor<4> {
+    if !is_flex(&x.device()) {
+        return composed_avg_pool_3x3(x);
+    }
     Tensor::from_dispatch(<Dispatch as PoolBackend>::nb201_avg_pool(x.into_dispatch()))
+}
+
+/// [`avg_pool_3x3`] composed of tensor ops, for backends without NB201's kernels: a separable
+/// box sum of the zero-padded input times the reciprocal of each window's count.
+fn composed_avg_pool_3x3(x: Tensor<4>) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    let padded = x.clone().pad((1, 1, 1, 1), PadMode::Constant(0.0));
+    let box3 = |t: Tensor<4>, dim: usize, len: usize| {
+        t.clone().narrow(dim, 0, len) + t.clone().narrow(dim, 1, len) + t.narrow(dim, 2, len)
+    };
+    let sums = box3(box3(padded, 3, w), 2, h);
+    // Window counts: 3 per axis inside, 2 on a border row or column.
+    let span = |i: usize, len: usize| if i == 0 || i + 1 == len { 2.0 } else { 3.0 };
+    let inverse: Vec<f64> = (0..h)
+        .flat_map(|i| (0..w).map(move |j| 1.0 / (span(i, h) * span(j, w))))
+        .collect();
+    let inverse = Tensor::<4>::from_data(
+        TensorData::new(inverse, [1, 1, h, w]),
+        (&x.device(), x.dtype()),
+    );
+    sums * inverse
 }
 
 impl PoolBackend for Flex {

@@ -14,7 +14,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::Tensor;
 
-use super::{Scalar, dispatch_dtype};
+use super::{Scalar, dispatch_dtype, is_flex};
 
 /// ReLU as a backend extension (flex kernels; autodiff's backward built on them).
 #[backend_extension(Flex, Autodiff)]
@@ -26,8 +26,12 @@ pub trait ReluBackend: Backend {
     fn nb201_relu_mask(x: FloatTensor<Self>, v: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
-/// The ReLU of `x` and its tangent along `t` (flex devices only: see [`super::is_flex`]).
+/// The ReLU of `x` and its tangent along `t`: the kernels on flex, tensor ops elsewhere.
 pub fn relu<const D: usize>(x: Tensor<D>, t: Option<Tensor<D>>) -> (Tensor<D>, Option<Tensor<D>>) {
+    if !is_flex(&x.device()) {
+        let t = t.map(|t| t.mask_fill(x.clone().lower_equal_elem(0.0), 0.0));
+        return (burn::tensor::activation::relu(x), t);
+    }
     let tangent = t.map(|t| {
         Tensor::from_dispatch(<Dispatch as ReluBackend>::nb201_relu_mask(
             x.clone().into_dispatch(),
