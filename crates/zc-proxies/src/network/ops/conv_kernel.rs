@@ -54,11 +54,17 @@ impl Geometry {
         self.c_in * self.kernel * self.kernel
     }
 
-    /// Row stride of `col`: the plane plus a cache line, so that rows 4 KiB apart (a 32x32
-    /// plane) do not all map to the same cache sets when gemm walks down a column (that made
-    /// the weight gradient of 32x32 maps 5x slower).
+    /// Images per matrix product: enough for about 1,024 columns, so that small maps (8x8 at
+    /// reduced resolutions) are not one tiny product per image.
+    fn group(&self) -> usize {
+        (1024 / self.out_plane()).clamp(1, self.batch.max(1))
+    }
+
+    /// Row stride of `col`: a group's planes plus a cache line, so that rows 4 KiB apart (a
+    /// 32x32 plane) do not all map to the same cache sets when gemm walks down a column (that
+    /// made the weight gradient of 32x32 maps 5x slower).
     fn col_ld(&self) -> usize {
-        self.out_plane() + 16
+        self.group() * self.out_plane() + 16
     }
 
     /// A 1x1, stride-1, unpadded convolution reads the image itself as its `col`.
@@ -91,8 +97,9 @@ fn valid_range(g: &Geometry, offset: usize, len: usize, out_len: usize) -> std::
     lo..hi.max(lo)
 }
 
-/// `col[(ci, ky, kx), (oy, ox)] = x[ci, oy·s + ky - pad, ox·s + kx - pad]` (zero outside).
-fn im2col<T: Scalar>(g: &Geometry, x: &[T], col: &mut [T]) {
+/// `col[(ci, ky, kx), offset + (oy, ox)] = x[ci, oy·s + ky - pad, ox·s + kx - pad]` (zero
+/// outside): one image's patches, in columns `offset..offset + plane` of `col`.
+fn im2col<T: Scalar>(g: &Geometry, x: &[T], col: &mut [T], offset: usize) {
     let (k, s, w_out, h_out) = (g.kernel, g.stride, g.w_out(), g.h_out());
     let (plane, ld) = (g.out_plane(), g.col_ld());
     for ci in 0..g.c_in {
@@ -101,7 +108,7 @@ fn im2col<T: Scalar>(g: &Geometry, x: &[T], col: &mut [T]) {
             let rows = valid_range(g, ky, g.h, h_out);
             for kx in 0..k {
                 let cols = valid_range(g, kx, g.w, w_out);
-                let dst = &mut col[((ci * k + ky) * k + kx) * ld..][..plane];
+                let dst = &mut col[((ci * k + ky) * k + kx) * ld + offset..][..plane];
                 dst.fill(T::default());
                 for oy in rows.clone() {
                     let src = &image[(oy * s + ky - g.pad) * g.w..][..g.w];
@@ -120,8 +127,9 @@ fn im2col<T: Scalar>(g: &Geometry, x: &[T], col: &mut [T]) {
     }
 }
 
-/// The adjoint of [`im2col`]: adds each `col` entry into the input position it was read from.
-fn col2im<T: Scalar>(g: &Geometry, col: &[T], dx: &mut [T]) {
+/// The adjoint of [`im2col`]: adds each entry of columns `offset..offset + plane` of `col` into
+/// the input position it was read from.
+fn col2im<T: Scalar>(g: &Geometry, col: &[T], dx: &mut [T], offset: usize) {
     let (k, s, w_out, h_out) = (g.kernel, g.stride, g.w_out(), g.h_out());
     let (plane, ld) = (g.out_plane(), g.col_ld());
     for ci in 0..g.c_in {
@@ -130,7 +138,7 @@ fn col2im<T: Scalar>(g: &Geometry, col: &[T], dx: &mut [T]) {
             let rows = valid_range(g, ky, g.h, h_out);
             for kx in 0..k {
                 let cols = valid_range(g, kx, g.w, w_out);
-                let src = &col[((ci * k + ky) * k + kx) * ld..][..plane];
+                let src = &col[((ci * k + ky) * k + kx) * ld + offset..][..plane];
                 for oy in rows.clone() {
                     let dst = &mut image[(oy * s + ky - g.pad) * g.w..][..g.w];
                     let row = &src[oy * w_out..(oy + 1) * w_out];
@@ -244,24 +252,60 @@ fn matmul<T: Scalar>(dst: &mut [T], ld: usize, a: Mat<'_, T>, b: Mat<'_, T>, acc
     }
 }
 
-/// The `col` scratch buffer (empty for a pointwise convolution, which needs none).
+/// The `col` scratch buffer of one group of images.
 fn col_buffer<T: Scalar>(g: &Geometry) -> Vec<T> {
-    if g.is_pointwise() {
-        Vec::new()
-    } else {
-        vec![T::default(); g.col_rows() * g.col_ld()]
-    }
+    vec![T::default(); g.col_rows() * g.col_ld()]
 }
 
-/// `col(image)` as a `[C_in·k·k, plane]` matrix: the image itself when pointwise, else
-/// [`im2col`] into `buffer`.
-fn col_of<'a, T: Scalar>(g: &Geometry, image: &'a [T], buffer: &'a mut [T]) -> Mat<'a, T> {
-    if g.is_pointwise() {
-        Mat::new(image, g.c_in, g.out_plane())
-    } else {
-        im2col(g, image, buffer);
-        Mat::strided(buffer, g.col_rows(), g.out_plane(), g.col_ld())
+/// The groups of images: `(first image, images)`.
+fn groups(g: &Geometry) -> impl Iterator<Item = (usize, usize)> {
+    let (size, batch) = (g.group(), g.batch);
+    (0..batch)
+        .step_by(size)
+        .map(move |n| (n, size.min(batch - n)))
+}
+
+/// `col` of images `n..n + count` side by side, as a `[C_in·k·k, count·plane]` matrix: the
+/// image itself for a single image of a pointwise convolution, else [`im2col`] into `buffer`.
+fn col_of<'a, T: Scalar>(
+    g: &Geometry,
+    x: &'a [T],
+    (n, count): (usize, usize),
+    buffer: &'a mut [T],
+) -> Mat<'a, T> {
+    let image_len = g.c_in * g.in_plane();
+    let plane = g.out_plane();
+    if g.is_pointwise() && count == 1 {
+        return Mat::new(&x[n * image_len..][..image_len], g.c_in, plane);
     }
+    for j in 0..count {
+        let image = &x[(n + j) * image_len..][..image_len];
+        im2col(g, image, buffer, j * plane);
+    }
+    Mat::strided(buffer, g.col_rows(), count * plane, g.col_ld())
+}
+
+/// `dy` of images `n..n + count` as a `[C_out, count·plane]` matrix: a view for one image, else
+/// gathered into `buffer`.
+fn grad_of<'a, T: Scalar>(
+    g: &Geometry,
+    dy: &'a [T],
+    (n, count): (usize, usize),
+    buffer: &'a mut Vec<T>,
+) -> Mat<'a, T> {
+    let plane = g.out_plane();
+    let image_len = g.c_out * plane;
+    if count == 1 {
+        return Mat::new(&dy[n * image_len..][..image_len], g.c_out, plane);
+    }
+    buffer.resize(g.c_out * count * plane, T::default());
+    for j in 0..count {
+        for co in 0..g.c_out {
+            let src = &dy[(n + j) * image_len + co * plane..][..plane];
+            buffer[(co * count + j) * plane..][..plane].copy_from_slice(src);
+        }
+    }
+    Mat::new(buffer, g.c_out, count * plane)
 }
 
 /// Forward: `y = conv(x, weight)`, all NCHW / OIHW and contiguous.
@@ -269,39 +313,62 @@ pub(crate) fn forward<T: Scalar>(g: &Geometry, x: &[T], weight: &[T], y: &mut [T
     let (rows, plane) = (g.col_rows(), g.out_plane());
     let w = Mat::new(weight, g.c_out, rows);
     let mut col = col_buffer(g);
-    for n in 0..g.batch {
-        let image = &x[n * g.c_in * g.in_plane()..][..g.c_in * g.in_plane()];
-        let out = &mut y[n * g.c_out * plane..][..g.c_out * plane];
-        matmul(out, plane, w, col_of(g, image, &mut col), false);
+    let mut product = Vec::new();
+    for (n, count) in groups(g) {
+        let col = col_of(g, x, (n, count), &mut col);
+        if count == 1 {
+            let out = &mut y[n * g.c_out * plane..][..g.c_out * plane];
+            matmul(out, plane, w, col, false);
+            continue;
+        }
+        // [C_out, count·plane] for the group, then each image's planes to their NCHW place.
+        product.resize(g.c_out * count * plane, T::default());
+        matmul(&mut product, count * plane, w, col, false);
+        for j in 0..count {
+            for co in 0..g.c_out {
+                let dst = &mut y[((n + j) * g.c_out + co) * plane..][..plane];
+                dst.copy_from_slice(&product[(co * count + j) * plane..][..plane]);
+            }
+        }
     }
 }
 
 /// Input gradient: `dx = conv(·, weight)ᵀ dy`.
 pub(crate) fn backward_input<T: Scalar>(g: &Geometry, weight: &[T], dy: &[T], dx: &mut [T]) {
     let (rows, plane) = (g.col_rows(), g.out_plane());
+    let image_len = g.c_in * g.in_plane();
     let wt = Mat::new(weight, g.c_out, rows).t();
     let mut col = col_buffer(g);
-    for n in 0..g.batch {
-        let grad = Mat::new(&dy[n * g.c_out * plane..], g.c_out, plane);
-        let out = &mut dx[n * g.c_in * g.in_plane()..][..g.c_in * g.in_plane()];
-        if g.is_pointwise() {
-            matmul(out, plane, wt, grad, false);
-        } else {
-            matmul(&mut col, g.col_ld(), wt, grad, false);
+    let mut gathered = Vec::new();
+    for (n, count) in groups(g) {
+        let grad = grad_of(g, dy, (n, count), &mut gathered);
+        if g.is_pointwise() && count == 1 {
+            matmul(
+                &mut dx[n * image_len..][..image_len],
+                plane,
+                wt,
+                grad,
+                false,
+            );
+            continue;
+        }
+        matmul(&mut col, g.col_ld(), wt, grad, false);
+        for j in 0..count {
+            let out = &mut dx[(n + j) * image_len..][..image_len];
             out.fill(T::default());
-            col2im(g, &col, out);
+            col2im(g, &col, out, j * plane);
         }
     }
 }
 
 /// Weight gradient: `dw = Σ_n dy[n] · col(x[n])ᵀ`.
 pub(crate) fn backward_weight<T: Scalar>(g: &Geometry, x: &[T], dy: &[T], dw: &mut [T]) {
-    let (rows, plane) = (g.col_rows(), g.out_plane());
+    let rows = g.col_rows();
     let mut col = col_buffer(g);
-    for n in 0..g.batch {
-        let image = &x[n * g.c_in * g.in_plane()..][..g.c_in * g.in_plane()];
-        let grad = Mat::new(&dy[n * g.c_out * plane..], g.c_out, plane);
-        matmul(dw, rows, grad, col_of(g, image, &mut col).t(), n > 0);
+    let mut gathered = Vec::new();
+    for (i, group) in groups(g).enumerate() {
+        let grad = grad_of(g, dy, group, &mut gathered);
+        matmul(dw, rows, grad, col_of(g, x, group, &mut col).t(), i > 0);
     }
 }
 
