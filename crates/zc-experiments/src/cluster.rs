@@ -59,18 +59,19 @@ pub struct Plan {
     pub slurm: SlurmOptions,
 }
 
-/// Rough one-core seconds per job (cell, dataset, seed) of a pass, from the README's
-/// measurements (flex, f32, batch 64, CIFAR); used only to size shards.
+/// Rough one-core seconds per job (cell, dataset, seed) of a pass: means over 12 uniform cells
+/// with NB201's kernels (flex, f32, batch 64, CIFAR-10, the other core busy); used only to size
+/// shards. `FisherTaps` is what the taps add to the loss pass.
 fn pass_seconds(pass: PassKind) -> f64 {
     match pass {
-        PassKind::Loss | PassKind::SecondBatchLoss => 1.2,
-        PassKind::ReluKernel => 0.5,
-        PassKind::Zen => 0.6,
-        PassKind::Meco => 0.3,
-        PassKind::FisherTaps => 0.3,
-        PassKind::HessianGradient => 3.5,
-        PassKind::InputJacobian => 1.0,
-        PassKind::Synflow | PassKind::SynflowBn => 0.05,
+        PassKind::Loss | PassKind::SecondBatchLoss => 0.45,
+        PassKind::ReluKernel => 0.3,
+        PassKind::Zen => 0.25,
+        PassKind::Meco => 0.03,
+        PassKind::FisherTaps => 0.1,
+        PassKind::HessianGradient => 1.0,
+        PassKind::InputJacobian => 0.25,
+        PassKind::Synflow | PassKind::SynflowBn => 0.01,
     }
 }
 

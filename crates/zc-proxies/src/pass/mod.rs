@@ -6,7 +6,7 @@
 //! dependencies) with its name, [`PassKind::deps`] (and [`PassKind::also_serves`] if its
 //! result is another kind's too) and one line in [`PassKind::run`], a [`PassOutput`] variant if
 //! its result is of a new type, and an accessor on [`PassResults`]; give the shard sizing of
-//! `zc submit` (`zc-cli/src/cluster.rs`, `pass_seconds`) its typical cost.
+//! `zc submit` (`zc-experiments/src/cluster.rs`, `pass_seconds`) its typical cost.
 
 mod hessian;
 mod jacobian;

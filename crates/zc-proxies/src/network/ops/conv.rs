@@ -16,7 +16,8 @@ use burn::tensor::ops::ConvOptions;
 use super::conv_kernel::{self as kernel, Geometry};
 use super::{dispatch_dtype, is_flex};
 
-/// The convolution as a backend extension; the defaults are burn's own ops.
+/// The convolution as a backend extension (flex kernel; autodiff's backward built on the
+/// kernels).
 #[backend_extension(Flex, Autodiff)]
 pub trait ConvBackend: Backend {
     /// `conv2d(x, weight)` with stride `stride` and padding `pad`, no bias.
@@ -25,31 +26,7 @@ pub trait ConvBackend: Backend {
         weight: FloatTensor<Self>,
         stride: usize,
         pad: usize,
-    ) -> FloatTensor<Self> {
-        Self::conv2d(x, weight, None, options(stride, pad))
-    }
-
-    /// The gradient of [`ConvBackend::nb201_conv`] with respect to `x`.
-    fn nb201_conv_x_backward(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-        stride: usize,
-        pad: usize,
-    ) -> FloatTensor<Self> {
-        Self::conv2d_x_backward(x, weight, grad, options(stride, pad))
-    }
-
-    /// The gradient of [`ConvBackend::nb201_conv`] with respect to `weight`.
-    fn nb201_conv_weight_backward(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-        stride: usize,
-        pad: usize,
-    ) -> FloatTensor<Self> {
-        Self::conv2d_weight_backward(x, weight, grad, options(stride, pad))
-    }
+    ) -> FloatTensor<Self>;
 }
 
 fn options(stride: usize, pad: usize) -> ConvOptions<2> {
@@ -95,41 +72,43 @@ impl ConvBackend for Flex {
             kernel::forward(&g, ins[0], ins[1], y)
         })
     }
+}
 
-    fn nb201_conv_x_backward(
-        x: FlexTensor,
-        weight: FlexTensor,
-        grad: FlexTensor,
-        stride: usize,
-        pad: usize,
-    ) -> FlexTensor {
-        let g = geometry(&x, &weight, stride, pad);
-        let shape = [g.batch, g.c_in, g.h, g.w];
-        dispatch_dtype!([&weight, &grad], shape.to_vec(), |ins, dx| {
-            kernel::backward_input(&g, ins[0], ins[1], dx)
-        })
-    }
+/// The gradient of the convolution with respect to `x`.
+fn backward_input(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    grad: &FlexTensor,
+    stride: usize,
+    pad: usize,
+) -> FlexTensor {
+    let g = geometry(x, weight, stride, pad);
+    let shape = [g.batch, g.c_in, g.h, g.w];
+    dispatch_dtype!([weight, grad], shape.to_vec(), |ins, dx| {
+        kernel::backward_input(&g, ins[0], ins[1], dx)
+    })
+}
 
-    fn nb201_conv_weight_backward(
-        x: FlexTensor,
-        weight: FlexTensor,
-        grad: FlexTensor,
-        stride: usize,
-        pad: usize,
-    ) -> FlexTensor {
-        let g = geometry(&x, &weight, stride, pad);
-        let shape = [g.c_out, g.c_in, g.kernel, g.kernel];
-        dispatch_dtype!([&x, &grad], shape.to_vec(), |ins, dw| {
-            kernel::backward_weight(&g, ins[0], ins[1], dw)
-        })
-    }
+/// The gradient of the convolution with respect to `weight`.
+fn backward_weight(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    grad: &FlexTensor,
+    stride: usize,
+    pad: usize,
+) -> FlexTensor {
+    let g = geometry(x, weight, stride, pad);
+    let shape = [g.c_out, g.c_in, g.kernel, g.kernel];
+    dispatch_dtype!([x, grad], shape.to_vec(), |ins, dw| {
+        kernel::backward_weight(&g, ins[0], ins[1], dw)
+    })
 }
 
 /// The backward step of [`ConvBackend::nb201_conv`] under autodiff.
 #[derive(Debug)]
 struct ConvStep;
 
-impl<B: ConvBackend> Backward<B, 2> for ConvStep {
+impl Backward<Flex, 2> for ConvStep {
     type State = (NodeId, NodeId, usize, usize);
 
     fn backward(
@@ -139,22 +118,22 @@ impl<B: ConvBackend> Backward<B, 2> for ConvStep {
         checkpointer: &mut Checkpointer,
     ) {
         let [node_x, node_weight] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
+        let grad = grads.consume::<Flex>(&ops.node);
         let (x_state, weight_state, stride, pad) = ops.state;
-        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
-        let weight = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(weight_state);
+        let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
+        let weight = checkpointer.retrieve_node_output::<FlexTensor>(weight_state);
         if let Some(node) = node_x {
-            let dx = B::nb201_conv_x_backward(x.clone(), weight.clone(), grad.clone(), stride, pad);
-            grads.register::<B>(node.id, dx);
+            let dx = backward_input(&x, &weight, &grad, stride, pad);
+            grads.register::<Flex>(node.id, dx);
         }
         if let Some(node) = node_weight {
-            let dw = B::nb201_conv_weight_backward(x, weight, grad, stride, pad);
-            grads.register::<B>(node.id, dw);
+            let dw = backward_weight(&x, &weight, &grad, stride, pad);
+            grads.register::<Flex>(node.id, dw);
         }
     }
 }
 
-impl<B: ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {
+impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
     fn nb201_conv(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -171,10 +150,10 @@ impl<B: ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {
                 let weight_state = prep.checkpoint(&weight);
                 prep.finish(
                     (x_state, weight_state, stride, pad),
-                    B::nb201_conv(x.into_primitive(), weight.into_primitive(), stride, pad),
+                    Flex::nb201_conv(x.into_primitive(), weight.into_primitive(), stride, pad),
                 )
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::nb201_conv(
+            OpsKind::UnTracked(prep) => prep.finish(Flex::nb201_conv(
                 x.into_primitive(),
                 weight.into_primitive(),
                 stride,
