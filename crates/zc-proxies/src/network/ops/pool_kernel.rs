@@ -65,7 +65,7 @@ fn factors<T: Scalar>(h: usize, w: usize) -> Vec<T> {
         .collect()
 }
 
-/// `out = avg_pool(x)` for `planes` planes of `h x w`.
+/// `out = avg_pool(x)`, plane by plane (`h x w` each).
 pub(crate) fn forward<T: Scalar>(x: &[T], h: usize, w: usize, out: &mut [T]) {
     apply(x, h, w, false, out);
 }
