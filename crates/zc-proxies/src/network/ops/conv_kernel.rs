@@ -67,6 +67,12 @@ impl Geometry {
         self.group() * self.out_plane() + 16
     }
 
+    /// A stride-1 convolution whose output has the input's size (`2·pad = k - 1`): each kernel
+    /// offset reads the image shifted by a constant.
+    fn keeps_width(&self) -> bool {
+        self.stride == 1 && 2 * self.pad + 1 == self.kernel
+    }
+
     /// A 1x1, stride-1, unpadded convolution reads the image itself as its `col`.
     fn is_pointwise(&self) -> bool {
         self.kernel == 1 && self.stride == 1 && self.pad == 0
@@ -100,6 +106,15 @@ fn valid_range(g: &Geometry, offset: usize, len: usize, out_len: usize) -> std::
 /// `col[(ci, ky, kx), offset + (oy, ox)] = x[ci, oy·s + ky - pad, ox·s + kx - pad]` (zero
 /// outside): one image's patches, in columns `offset..offset + plane` of `col`.
 fn im2col<T: Scalar>(g: &Geometry, x: &[T], col: &mut [T], offset: usize) {
+    if g.keeps_width() {
+        im2col_shifted(g, x, col, offset);
+    } else {
+        im2col_rows(g, x, col, offset);
+    }
+}
+
+/// [`im2col`] for any stride, row by row.
+fn im2col_rows<T: Scalar>(g: &Geometry, x: &[T], col: &mut [T], offset: usize) {
     let (k, s, w_out, h_out) = (g.kernel, g.stride, g.w_out(), g.h_out());
     let (plane, ld) = (g.out_plane(), g.col_ld());
     for ci in 0..g.c_in {
@@ -127,9 +142,85 @@ fn im2col<T: Scalar>(g: &Geometry, x: &[T], col: &mut [T], offset: usize) {
     }
 }
 
+/// Where a kernel offset `(ky, kx)` of a [`Geometry::keeps_width`] convolution reads: `col`
+/// position `q` of the plane holds input position `q + shift` of the image, for `q` in
+/// `copied` (the rows inside the image, less the one or two ends the shift pushes out of it);
+/// every other position is padding, as are the edge columns `ox ∉ cols` of each row.
+struct Shift {
+    copied: std::ops::Range<usize>,
+    shift: isize,
+    cols: std::ops::Range<usize>,
+    rows: std::ops::Range<usize>,
+}
+
+impl Shift {
+    fn new(g: &Geometry, ky: usize, kx: usize) -> Self {
+        let w = g.w;
+        let rows = valid_range(g, ky, g.h, g.h_out());
+        let cols = valid_range(g, kx, g.w, g.w_out());
+        let shift = (ky as isize - g.pad as isize) * w as isize + kx as isize - g.pad as isize;
+        let len = g.in_plane() as isize;
+        let lo = (rows.start * w) as isize;
+        let hi = (rows.end * w) as isize;
+        let start = lo.max(-shift).min(hi);
+        let copied = start as usize..hi.min(len - shift).max(start) as usize;
+        Shift {
+            copied,
+            shift,
+            cols,
+            rows,
+        }
+    }
+
+    /// The positions of the copied range that are edge columns (padding).
+    fn edges(&self, w: usize) -> impl Iterator<Item = usize> + '_ {
+        self.rows.clone().flat_map(move |oy| {
+            (0..self.cols.start)
+                .chain(self.cols.end..w)
+                .map(move |ox| oy * w + ox)
+        })
+    }
+}
+
+/// [`im2col`] for a stride-1 convolution that keeps the map's size (NB201's 3x3 with padding
+/// 1): each kernel offset reads the image shifted by a constant, so its row of `col` is one
+/// contiguous copy, with the edge columns and the rows outside the image then zeroed.
+fn im2col_shifted<T: Scalar>(g: &Geometry, x: &[T], col: &mut [T], offset: usize) {
+    let (k, w, plane, ld) = (g.kernel, g.w, g.out_plane(), g.col_ld());
+    for ci in 0..g.c_in {
+        let image = &x[ci * plane..(ci + 1) * plane];
+        for ky in 0..k {
+            for kx in 0..k {
+                let at = Shift::new(g, ky, kx);
+                let dst = &mut col[((ci * k + ky) * k + kx) * ld + offset..][..plane];
+                let (start, end) = (at.copied.start, at.copied.end);
+                dst[..start].fill(T::default());
+                if start < end {
+                    let from = (start as isize + at.shift) as usize;
+                    dst[start..end].copy_from_slice(&image[from..from + (end - start)]);
+                }
+                dst[end..].fill(T::default());
+                for q in at.edges(w) {
+                    dst[q] = T::default();
+                }
+            }
+        }
+    }
+}
+
 /// The adjoint of [`im2col`]: adds each entry of columns `offset..offset + plane` of `col` into
-/// the input position it was read from.
-fn col2im<T: Scalar>(g: &Geometry, col: &[T], dx: &mut [T], offset: usize) {
+/// the input position it was read from. A [`Geometry::keeps_width`] convolution zeroes the
+/// padding entries of `col` first.
+fn col2im<T: Scalar>(g: &Geometry, col: &mut [T], dx: &mut [T], offset: usize) {
+    if g.keeps_width() {
+        col2im_shifted(g, col, dx, offset);
+    } else {
+        col2im_rows(g, col, dx, offset);
+    }
+}
+
+/// [`col2im`] for any stride, row by row.
+fn col2im_rows<T: Scalar>(g: &Geometry, col: &[T], dx: &mut [T], offset: usize) {
     let (k, s, w_out, h_out) = (g.kernel, g.stride, g.w_out(), g.h_out());
     let (plane, ld) = (g.out_plane(), g.col_ld());
     for ci in 0..g.c_in {
@@ -153,6 +244,34 @@ fn col2im<T: Scalar>(g: &Geometry, col: &[T], dx: &mut [T], offset: usize) {
                             dst[ox * s + kx - g.pad] += row[ox];
                         }
                     }
+                }
+            }
+        }
+    }
+}
+
+/// [`col2im`] by shifted contiguous sums (see [`im2col_shifted`]): the edge-column entries of
+/// `col` are zeroed first, so adding them adds exact zeros. Every input position receives the
+/// same terms in the same order as in [`col2im_rows`].
+fn col2im_shifted<T: Scalar>(g: &Geometry, col: &mut [T], dx: &mut [T], offset: usize) {
+    let (k, w, plane, ld) = (g.kernel, g.w, g.out_plane(), g.col_ld());
+    for ci in 0..g.c_in {
+        let image = &mut dx[ci * plane..(ci + 1) * plane];
+        for ky in 0..k {
+            for kx in 0..k {
+                let at = Shift::new(g, ky, kx);
+                let src = &mut col[((ci * k + ky) * k + kx) * ld + offset..][..plane];
+                for q in at.edges(w) {
+                    src[q] = T::default();
+                }
+                let (start, end) = (at.copied.start, at.copied.end);
+                if start == end {
+                    continue;
+                }
+                let from = (start as isize + at.shift) as usize;
+                let dst = &mut image[from..from + (end - start)];
+                for (d, v) in dst.iter_mut().zip(&src[start..end]) {
+                    *d += *v;
                 }
             }
         }
@@ -356,7 +475,7 @@ pub(crate) fn backward_input<T: Scalar>(g: &Geometry, weight: &[T], dy: &[T], dx
         for j in 0..count {
             let out = &mut dx[(n + j) * image_len..][..image_len];
             out.fill(T::default());
-            col2im(g, &col, out, j * plane);
+            col2im(g, &mut col, out, j * plane);
         }
     }
 }
@@ -461,6 +580,50 @@ mod tests {
                 (dot(&dw, &wt) - reference).abs() < 1e-9,
                 "{g:?}: weight gradient"
             );
+        }
+    }
+
+    /// The shifted im2col and col2im of size-keeping convolutions give exactly (bit for bit)
+    /// what the row-by-row ones give, NaN-free padding included.
+    #[test]
+    fn shifted_im2col_and_col2im_equal_the_row_by_row_ones() {
+        for (c_in, kernel, h, w) in [
+            (2, 3, 5, 4),
+            (1, 3, 1, 1),
+            (3, 3, 2, 7),
+            (2, 5, 6, 6),
+            (2, 1, 3, 3),
+        ] {
+            let g = Geometry {
+                batch: 2,
+                c_in,
+                c_out: 3,
+                h,
+                w,
+                kernel,
+                stride: 1,
+                pad: kernel / 2,
+            };
+            assert!(g.keeps_width());
+            let image: Vec<f32> = values(c_in * h * w, 7).iter().map(|&v| v as f32).collect();
+            let size = g.col_rows() * g.col_ld();
+            let (mut rows, mut shifted) = (vec![f32::NAN; size], vec![f32::NAN; size]);
+            im2col_rows(&g, &image, &mut rows, g.out_plane());
+            im2col_shifted(&g, &image, &mut shifted, g.out_plane());
+            let used = |m: &[f32]| -> Vec<u32> {
+                (0..g.col_rows())
+                    .flat_map(|r| m[r * g.col_ld() + g.out_plane()..][..g.out_plane()].to_vec())
+                    .map(f32::to_bits)
+                    .collect()
+            };
+            assert_eq!(used(&rows), used(&shifted), "{g:?}: im2col");
+            let mut col: Vec<f32> = values(size, 8).iter().map(|&v| v as f32).collect();
+            let (mut dx_rows, mut dx_shifted) =
+                (vec![0.0f32; image.len()], vec![0.0f32; image.len()]);
+            col2im_rows(&g, &col, &mut dx_rows, g.out_plane());
+            col2im_shifted(&g, &mut col, &mut dx_shifted, g.out_plane());
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&dx_rows), bits(&dx_shifted), "{g:?}: col2im");
         }
     }
 

@@ -12,48 +12,66 @@ fn span(i: usize, len: usize) -> f64 {
     (hi - lo + 1) as f64
 }
 
-/// Adds the 3x3 box sum of the `h x w` plane `x`, scaled per output by `scale(i, j)`, into `out`
-/// (`scale` applied before the sum when `scale_input`, else after).
+/// `sums[j] = (a[j] + a[j-1]) + a[j+1]` over the in-bounds neighbours of each `j`.
+fn row_sums<T: Scalar>(a: &[T], sums: &mut [T]) {
+    let w = a.len();
+    if w == 1 {
+        sums[0] = a[0];
+        return;
+    }
+    sums[0] = a[0] + a[1];
+    for (((s, &mid), &left), &right) in sums[1..w - 1]
+        .iter_mut()
+        .zip(&a[1..w - 1])
+        .zip(&a[..w - 2])
+        .zip(&a[2..])
+    {
+        *s = (mid + left) + right;
+    }
+    sums[w - 1] = a[w - 1] + a[w - 2];
+}
+
+/// The 3x3 box sum of the `h x w` plane `x` (its entries scaled by `scale` first when
+/// `scale_input`), into `out` (scaled by `scale` after when not): row sums into `rows`, then
+/// `out[i] = (rows[i-1] + rows[i]) + rows[i+1]` over the in-bounds rows.
+#[multiversion::multiversion(targets(
+    "x86_64+avx2+fma",
+    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl"
+))]
 fn box_sum<T: Scalar>(
     x: &[T],
-    h: usize,
-    w: usize,
+    (h, w): (usize, usize),
     scale: &[T],
     scale_input: bool,
-    row: &mut [T],
+    (scaled, rows): (&mut [T], &mut [T]),
     out: &mut [T],
 ) {
-    // Horizontal sums into `row`, one row at a time, added to the three output rows it touches.
-    for i in 0..h {
-        let input = &x[i * w..(i + 1) * w];
-        let factors = &scale[i * w..(i + 1) * w];
-        for (j, r) in row.iter_mut().enumerate() {
-            let at = |k: usize| {
-                if scale_input {
-                    input[k] * factors[k]
-                } else {
-                    input[k]
-                }
-            };
-            let mut sum = at(j);
-            if j > 0 {
-                sum += at(j - 1);
-            }
-            if j + 1 < w {
-                sum += at(j + 1);
-            }
-            *r = sum;
+    let input = if scale_input {
+        for ((s, &v), &f) in scaled.iter_mut().zip(x).zip(scale) {
+            *s = v * f;
         }
-        for target in i.saturating_sub(1)..=(i + 1).min(h - 1) {
-            let dst = &mut out[target * w..(target + 1) * w];
-            for (d, &v) in dst.iter_mut().zip(row.iter()) {
+        &*scaled
+    } else {
+        x
+    };
+    for (a, sums) in input.chunks_exact(w).zip(rows.chunks_exact_mut(w)) {
+        row_sums(a, sums);
+    }
+    for i in 0..h {
+        let dst = &mut out[i * w..(i + 1) * w];
+        let factors = &scale[i * w..(i + 1) * w];
+        let first = i.saturating_sub(1);
+        let last = (i + 1).min(h - 1);
+        dst.copy_from_slice(&rows[first * w..(first + 1) * w]);
+        for r in first + 1..=last {
+            for (d, &v) in dst.iter_mut().zip(&rows[r * w..(r + 1) * w]) {
                 *d += v;
             }
         }
-    }
-    if !scale_input {
-        for (d, &f) in out.iter_mut().zip(scale) {
-            *d = *d * f;
+        if !scale_input {
+            for (d, &f) in dst.iter_mut().zip(factors) {
+                *d = *d * f;
+            }
         }
     }
 }
@@ -77,10 +95,16 @@ pub(crate) fn backward<T: Scalar>(dy: &[T], h: usize, w: usize, out: &mut [T]) {
 
 fn apply<T: Scalar>(x: &[T], h: usize, w: usize, scale_input: bool, out: &mut [T]) {
     let scale = factors::<T>(h, w);
-    let mut row = vec![T::default(); w];
-    out.fill(T::default());
+    let (mut scaled, mut rows) = (vec![T::default(); h * w], vec![T::default(); h * w]);
     for (input, output) in x.chunks_exact(h * w).zip(out.chunks_exact_mut(h * w)) {
-        box_sum(input, h, w, &scale, scale_input, &mut row, output);
+        box_sum(
+            input,
+            (h, w),
+            &scale,
+            scale_input,
+            (&mut scaled, &mut rows),
+            output,
+        );
     }
 }
 
