@@ -93,11 +93,12 @@ pub(crate) struct Stats<T> {
     inv_std: T,
 }
 
+// multiversion runs the first of its targets that the CPU supports, so the widest comes first.
 /// Every channel's [`Stats`] of `x`: computed once per norm, and shared by its forward, its
 /// tangent and their backwards.
 #[multiversion::multiversion(targets(
-    "x86_64+avx2+fma",
-    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl"
+    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl",
+    "x86_64+avx2+fma"
 ))]
 pub(crate) fn stats<T: Scalar>(dims: &Dims, x: &[T]) -> Vec<Stats<T>> {
     (0..dims.channels).map(|c| Stats::of(dims, x, c)).collect()
@@ -128,8 +129,8 @@ impl<T: Scalar> Stats<T> {
 
 /// `out = n̂(x)`.
 #[multiversion::multiversion(targets(
-    "x86_64+avx2+fma",
-    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl"
+    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl",
+    "x86_64+avx2+fma"
 ))]
 pub(crate) fn forward<T: Scalar>(dims: &Dims, stats: &[Stats<T>], x: &[T], out: &mut [T]) {
     for (c, stats) in stats.iter().enumerate() {
@@ -139,8 +140,8 @@ pub(crate) fn forward<T: Scalar>(dims: &Dims, stats: &[Stats<T>], x: &[T], out: 
 
 /// `out = J_x v`.
 #[multiversion::multiversion(targets(
-    "x86_64+avx2+fma",
-    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl"
+    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl",
+    "x86_64+avx2+fma"
 ))]
 pub(crate) fn jacobian<T: Scalar>(
     dims: &Dims,
@@ -164,8 +165,8 @@ pub(crate) fn jacobian<T: Scalar>(
 
 /// `out = ∇_x <b, J_x t>`: what back-propagating a tangent through the norm adds to `x`.
 #[multiversion::multiversion(targets(
-    "x86_64+avx2+fma",
-    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl"
+    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl",
+    "x86_64+avx2+fma"
 ))]
 pub(crate) fn tangent_backward<T: Scalar>(
     dims: &Dims,

@@ -31,12 +31,13 @@ fn row_sums<T: Scalar>(a: &[T], sums: &mut [T]) {
     sums[w - 1] = a[w - 1] + a[w - 2];
 }
 
+// multiversion runs the first of its targets that the CPU supports, so the widest comes first.
 /// The 3x3 box sum of the `h x w` plane `x` (its entries scaled by `scale` first when
 /// `scale_input`), into `out` (scaled by `scale` after when not): row sums into `rows`, then
 /// `out[i] = (rows[i-1] + rows[i]) + rows[i+1]` over the in-bounds rows.
 #[multiversion::multiversion(targets(
-    "x86_64+avx2+fma",
-    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl"
+    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl",
+    "x86_64+avx2+fma"
 ))]
 fn box_sum<T: Scalar>(
     x: &[T],
