@@ -14,7 +14,7 @@ use burn::tensor::activation::{log_softmax, softmax};
 
 use super::ops::conv::conv2d;
 use super::ops::norm::{self, channel_mean};
-use super::ops::{pool, relu};
+use super::ops::{pool, relu, tap};
 use super::{BN_EPS, Block, EdgeOp, LayerKind, Nb201Network, Norm};
 use zc_space::EDGES;
 
@@ -375,7 +375,7 @@ impl Pass<'_> {
             layer,
             leaf: leaf.clone(),
         });
-        a * leaf.add_scalar(1.0)
+        tap::tap(a, leaf)
     }
 
     /// BatchNorm with batch statistics (and its tangent); `reduction` marks the reduction

@@ -1,6 +1,6 @@
 //! NB201's heavy ops with their own CPU kernels: the convolution ([`conv`]), the batch
-//! normalisation with batch statistics ([`norm`]), the 3x3 average pool ([`pool`]) and the ReLU
-//! ([`relu`]).
+//! normalisation with batch statistics ([`norm`]), the 3x3 average pool ([`pool`]), the ReLU
+//! ([`relu`]) and fisher's tap ([`tap`]).
 //!
 //! Each is a burn backend extension: flex implements it with host kernels written for NB201's
 //! shapes, autodiff wraps it with its own backward, and on any other backend (CUDA) the
@@ -16,6 +16,7 @@ mod norm_kernel;
 pub mod pool;
 mod pool_kernel;
 pub mod relu;
+pub mod tap;
 
 use burn::backend::DispatchDevice;
 use burn::backend::flex::FlexTensor;
