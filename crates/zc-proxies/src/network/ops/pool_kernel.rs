@@ -13,6 +13,7 @@ fn span(i: usize, len: usize) -> f64 {
 }
 
 /// `sums[j] = (a[j] + a[j-1]) + a[j+1]` over the in-bounds neighbours of each `j`.
+#[inline(always)]
 fn row_sums<T: Scalar>(a: &[T], sums: &mut [T]) {
     let w = a.len();
     if w == 1 {
