@@ -172,7 +172,7 @@ impl Shift {
         }
     }
 
-    /// The positions of the copied range that are edge columns (padding).
+    /// The edge-column positions (padding) of the rows inside the image.
     fn edges(&self, w: usize) -> impl Iterator<Item = usize> + '_ {
         self.rows.clone().flat_map(move |oy| {
             (0..self.cols.start)
