@@ -12,7 +12,7 @@
 use burn::tensor::Tensor;
 use burn::tensor::activation::{log_softmax, softmax};
 
-use super::ops::conv::conv2d;
+use super::ops::conv::{conv2d, masked_conv2d};
 use super::ops::norm::{self, channel_mean};
 use super::ops::{pool, relu, tap};
 use super::{BN_EPS, Block, EdgeOp, LayerKind, Nb201Network, Norm};
@@ -289,6 +289,12 @@ fn batch_stats(x: &Tensor<4>) -> NormStats {
 impl Pass<'_> {
     /// ReLU, recording the input's codes into the kernel (with `weight`) when asked for.
     fn relu(&mut self, x: Act<4>, weight: f64) -> Act<4> {
+        self.record_relu_codes(&x, weight);
+        relu_act(x)
+    }
+
+    /// Adds the ReLU input's codes to nwot's kernel (with `weight`) when asked for.
+    fn record_relu_codes(&mut self, x: &Act<4>, weight: f64) {
         if self.config.relu_kernel {
             let [n, c, h, w] = x.v.dims();
             let flat = x.v.clone().reshape([n, c * h * w]);
@@ -301,7 +307,6 @@ impl Pass<'_> {
                 None => k,
             });
         }
-        relu_act(x)
     }
 
     fn param4(&self, index: usize, shape: [usize; 4]) -> Tensor<4> {
@@ -309,6 +314,12 @@ impl Pass<'_> {
     }
 
     fn conv(&mut self, x: Act<4>, layer: usize) -> Act<4> {
+        self.conv_after(x, layer, false)
+    }
+
+    /// The convolution `layer` of `x`, or, with `relu_first`, of `relu(x)` with the ReLU fused
+    /// into the convolution (its output, and its tangent's, never stored).
+    fn conv_after(&mut self, x: Act<4>, layer: usize, relu_first: bool) -> Act<4> {
         let spec = &self.net.layers[layer];
         let LayerKind::Conv {
             c_in,
@@ -321,12 +332,17 @@ impl Pass<'_> {
         };
         let shape = [c_out, c_in, kernel, kernel];
         let weight = self.param4(spec.weight, shape);
-        let along_input = x.t.map(|t| conv2d(t, weight.clone(), stride));
+        // `a` convolved by `w`, after the ReLU at `x.v` (which masks its tangents too).
+        let conv = |a: Tensor<4>, w: Tensor<4>| match relu_first {
+            true => masked_conv2d(x.v.clone(), a, w, stride),
+            false => conv2d(a, w, stride),
+        };
+        let along_input = x.t.clone().map(|t| conv(t, weight.clone()));
         let along_weight = self
             .config
             .direction
-            .map(|d| conv2d(x.v.clone(), d[layer].clone().reshape(shape), stride));
-        let mut v = conv2d(x.v, weight, stride);
+            .map(|d| conv(x.v.clone(), d[layer].clone().reshape(shape)));
+        let mut v = conv(x.v.clone(), weight);
         if let Some(b) = spec.bias {
             v = v + self.params[b].clone().reshape([1, c_out, 1, 1]);
         }
@@ -437,9 +453,15 @@ impl Pass<'_> {
         (layer, norm): (usize, Norm),
         reduction: bool,
     ) -> Act<4> {
-        let h = self.relu(x, 2.0);
-        self.observe(&h, 1); // op.0 (ReLU)
-        let h = self.conv(h, layer);
+        // MeCo observes the ReLU's output: only then is it stored.
+        let h = if self.config.meco {
+            let h = self.relu(x, 2.0);
+            self.observe(&h, 1); // op.0 (ReLU)
+            self.conv(h, layer)
+        } else {
+            self.record_relu_codes(&x, 2.0);
+            self.conv_after(x, layer, true)
+        };
         self.observe(&h, 1); // op.1 (Conv2d)
         let h = self.norm(h, norm, reduction);
         self.observe(&h, 3); // op.2 (BatchNorm2d), op (Sequential), the ReLUConvBN

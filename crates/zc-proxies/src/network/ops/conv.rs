@@ -1,6 +1,9 @@
 //! The convolution of the NB201 network (square kernel, zero padding `k/2`, stride 1 or 2,
 //! no groups or dilation): im2col + `gemm` kernels on flex ([`super::conv_kernel`]), burn's
-//! `conv2d` elsewhere.
+//! `conv2d` elsewhere. The ReLU before a convolution can be fused into it ([`masked_conv2d`]):
+//! the kernel masks the input while copying it into im2col's buffer, so the ReLU's output is
+//! never stored (nor kept for the backward: the input before the ReLU, which its producers
+//! keep anyway, serves both).
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -13,7 +16,7 @@ use burn::backend::{Autodiff, Backend, Flex, backend_extension};
 use burn::tensor::Tensor;
 use burn::tensor::ops::ConvOptions;
 
-use super::conv_kernel::{self as kernel, Geometry};
+use super::conv_kernel::{self as kernel, Geometry, Input};
 use super::{dispatch_dtype, is_flex};
 
 /// The convolution as a backend extension (flex kernel; autodiff's backward built on the
@@ -22,6 +25,16 @@ use super::{dispatch_dtype, is_flex};
 pub trait ConvBackend: Backend {
     /// `conv2d(x, weight)` with stride `stride` and padding `pad`, no bias.
     fn nb201_conv(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+        pad: usize,
+    ) -> FloatTensor<Self>;
+
+    /// `conv2d(x·[mask > 0], weight)` (`x` where `mask <= 0` does not hold, else 0) with stride
+    /// `stride` and padding `pad`, no bias; no gradient reaches `mask`.
+    fn nb201_masked_conv(
+        mask: FloatTensor<Self>,
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         stride: usize,
@@ -41,6 +54,25 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, stride: usize) -> Tensor<4> {
         return burn::tensor::module::conv2d(x, weight, None, options(stride, pad));
     }
     Tensor::from_dispatch(<burn::backend::Dispatch as ConvBackend>::nb201_conv(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        stride,
+        pad,
+    ))
+}
+
+/// `conv2d(x·[mask > 0], weight)` (no bias; stride `stride`, padding `kernel / 2`): the
+/// convolution of `relu(x)` when `mask` is `x`, and of a ReLU's tangent `t` when `mask` is the
+/// ReLU's input and `x` is `t`. No gradient reaches `mask`, as none reaches the mask of
+/// PyTorch's ReLU (relu'' = 0). Masked inside the kernel on flex; elsewhere masked first.
+pub fn masked_conv2d(mask: Tensor<4>, x: Tensor<4>, weight: Tensor<4>, stride: usize) -> Tensor<4> {
+    if !is_flex(&x.device()) {
+        let zero = mask.detach().lower_equal_elem(0.0);
+        return conv2d(x.mask_fill(zero, 0.0), weight, stride);
+    }
+    let pad = weight.dims()[2] / 2;
+    Tensor::from_dispatch(<burn::backend::Dispatch as ConvBackend>::nb201_masked_conv(
+        mask.into_dispatch(),
         x.into_dispatch(),
         weight.into_dispatch(),
         stride,
@@ -69,39 +101,73 @@ impl ConvBackend for Flex {
         let g = geometry(&x, &weight, stride, pad);
         let shape = [g.batch, g.c_out, g.h_out(), g.w_out()];
         dispatch_dtype!([&x, &weight], shape.to_vec(), |ins, y| {
-            kernel::forward(&g, ins[0], ins[1], y)
+            kernel::forward(&g, Input::plain(ins[0]), ins[1], y)
+        })
+    }
+
+    fn nb201_masked_conv(
+        mask: FlexTensor,
+        x: FlexTensor,
+        weight: FlexTensor,
+        stride: usize,
+        pad: usize,
+    ) -> FlexTensor {
+        let g = geometry(&x, &weight, stride, pad);
+        let shape = [g.batch, g.c_out, g.h_out(), g.w_out()];
+        dispatch_dtype!([&x, &mask, &weight], shape.to_vec(), |ins, y| {
+            let input = Input {
+                x: ins[0],
+                mask: Some(ins[1]),
+            };
+            kernel::forward(&g, input, ins[2], y)
         })
     }
 }
 
-/// The gradient of the convolution with respect to `x`.
+/// The gradient of the convolution with respect to `x` (masked by `mask`, when the input was).
 fn backward_input(
     x: &FlexTensor,
+    mask: Option<&FlexTensor>,
     weight: &FlexTensor,
     grad: &FlexTensor,
     stride: usize,
     pad: usize,
 ) -> FlexTensor {
     let g = geometry(x, weight, stride, pad);
-    let shape = [g.batch, g.c_in, g.h, g.w];
-    dispatch_dtype!([weight, grad], shape.to_vec(), |ins, dx| {
-        kernel::backward_input(&g, ins[0], ins[1], dx)
-    })
+    let shape = [g.batch, g.c_in, g.h, g.w].to_vec();
+    match mask {
+        None => dispatch_dtype!([weight, grad], shape, |ins, dx| {
+            kernel::backward_input(&g, ins[0], ins[1], None, dx)
+        }),
+        Some(mask) => dispatch_dtype!([weight, grad, mask], shape, |ins, dx| {
+            kernel::backward_input(&g, ins[0], ins[1], Some(ins[2]), dx)
+        }),
+    }
 }
 
-/// The gradient of the convolution with respect to `weight`.
+/// The gradient of the convolution with respect to `weight` (of the masked input, when masked).
 fn backward_weight(
     x: &FlexTensor,
+    mask: Option<&FlexTensor>,
     weight: &FlexTensor,
     grad: &FlexTensor,
     stride: usize,
     pad: usize,
 ) -> FlexTensor {
     let g = geometry(x, weight, stride, pad);
-    let shape = [g.c_out, g.c_in, g.kernel, g.kernel];
-    dispatch_dtype!([x, grad], shape.to_vec(), |ins, dw| {
-        kernel::backward_weight(&g, ins[0], ins[1], dw)
-    })
+    let shape = [g.c_out, g.c_in, g.kernel, g.kernel].to_vec();
+    match mask {
+        None => dispatch_dtype!([x, grad], shape, |ins, dw| {
+            kernel::backward_weight(&g, Input::plain(ins[0]), ins[1], dw)
+        }),
+        Some(mask) => dispatch_dtype!([x, grad, mask], shape, |ins, dw| {
+            let input = Input {
+                x: ins[0],
+                mask: Some(ins[2]),
+            };
+            kernel::backward_weight(&g, input, ins[1], dw)
+        }),
+    }
 }
 
 /// The backward step of [`ConvBackend::nb201_conv`] under autodiff.
@@ -123,17 +189,83 @@ impl Backward<Flex, 2> for ConvStep {
         let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
         let weight = checkpointer.retrieve_node_output::<FlexTensor>(weight_state);
         if let Some(node) = node_x {
-            let dx = backward_input(&x, &weight, &grad, stride, pad);
+            let dx = backward_input(&x, None, &weight, &grad, stride, pad);
             grads.register::<Flex>(node.id, dx);
         }
         if let Some(node) = node_weight {
-            let dw = backward_weight(&x, &weight, &grad, stride, pad);
+            let dw = backward_weight(&x, None, &weight, &grad, stride, pad);
+            grads.register::<Flex>(node.id, dw);
+        }
+    }
+}
+
+/// The backward step of [`ConvBackend::nb201_masked_conv`] under autodiff: the mask is a
+/// constant.
+#[derive(Debug)]
+struct MaskedConvStep;
+
+impl Backward<Flex, 3> for MaskedConvStep {
+    type State = ([NodeId; 3], usize, usize);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [_, node_x, node_weight] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (states, stride, pad) = ops.state;
+        let [mask, x, weight] =
+            states.map(|state| checkpointer.retrieve_node_output::<FlexTensor>(state));
+        if let Some(node) = node_x {
+            let dx = backward_input(&x, Some(&mask), &weight, &grad, stride, pad);
+            grads.register::<Flex>(node.id, dx);
+        }
+        if let Some(node) = node_weight {
+            let dw = backward_weight(&x, Some(&mask), &weight, &grad, stride, pad);
             grads.register::<Flex>(node.id, dw);
         }
     }
 }
 
 impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
+    fn nb201_masked_conv(
+        mask: FloatTensor<Self>,
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+        pad: usize,
+    ) -> FloatTensor<Self> {
+        let nodes = [mask.node(), x.node(), weight.node()];
+        match MaskedConvStep
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let states = [&mask, &x, &weight].map(|t| prep.checkpoint(t));
+                prep.finish(
+                    (states, stride, pad),
+                    Flex::nb201_masked_conv(
+                        mask.into_primitive(),
+                        x.into_primitive(),
+                        weight.into_primitive(),
+                        stride,
+                        pad,
+                    ),
+                )
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::nb201_masked_conv(
+                mask.into_primitive(),
+                x.into_primitive(),
+                weight.into_primitive(),
+                stride,
+                pad,
+            )),
+        }
+    }
+
     fn nb201_conv(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

@@ -104,9 +104,85 @@ fn valid_range(g: &Geometry, offset: usize, len: usize, out_len: usize) -> std::
     lo..hi.max(lo)
 }
 
+/// What a convolution reads: `x`, or, with a mask, `x` where `mask <= 0` does not hold and 0
+/// elsewhere (`relu(x)` is `x` masked by itself, NaN passing as through PyTorch's ReLU). The
+/// masking happens while the input is copied into `col`, so the masked input is never stored.
+#[derive(Clone, Copy)]
+pub(crate) struct Input<'a, T> {
+    /// The values.
+    pub x: &'a [T],
+    /// The mask source, shaped as `x`.
+    pub mask: Option<&'a [T]>,
+}
+
+impl<'a, T: Scalar> Input<'a, T> {
+    /// `x` unmasked.
+    pub fn plain(x: &'a [T]) -> Self {
+        Input { x, mask: None }
+    }
+
+    /// Elements `range` of the input.
+    fn slice(&self, range: std::ops::Range<usize>) -> Self {
+        Input {
+            x: &self.x[range.clone()],
+            mask: self.mask.map(|m| &m[range]),
+        }
+    }
+
+    /// Copies elements `from..from + dst.len()` into `dst`, masked.
+    fn copy_to(&self, dst: &mut [T], from: usize) {
+        let src = &self.x[from..from + dst.len()];
+        match self.mask {
+            None => dst.copy_from_slice(src),
+            Some(mask) => masked_copy(dst, src, &mask[from..from + dst.len()]),
+        }
+    }
+
+    /// Element `i`, masked.
+    fn at(&self, i: usize) -> T {
+        match self.mask {
+            Some(mask) if mask[i] <= T::default() => T::default(),
+            _ => self.x[i],
+        }
+    }
+}
+
+// multiversion runs the first of its targets that the CPU supports, so the widest comes first.
+/// `dst = src` where `mask <= 0` does not hold, else 0 (all of equal length).
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl",
+    "x86_64+avx2+fma"
+))]
+fn masked_copy<T: Scalar>(dst: &mut [T], src: &[T], mask: &[T]) {
+    let n = dst.len();
+    let (src, mask) = (&src[..n], &mask[..n]);
+    for i in 0..n {
+        dst[i] = if mask[i] <= T::default() {
+            T::default()
+        } else {
+            src[i]
+        };
+    }
+}
+
+/// Zeroes the entries of `v` where `mask <= 0`: the ReLU's backward on a gradient.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl",
+    "x86_64+avx2+fma"
+))]
+fn apply_mask<T: Scalar>(mask: &[T], v: &mut [T]) {
+    let n = v.len();
+    let mask = &mask[..n];
+    for i in 0..n {
+        if mask[i] <= T::default() {
+            v[i] = T::default();
+        }
+    }
+}
+
 /// `col[(ci, ky, kx), offset + (oy, ox)] = x[ci, oy·s + ky - pad, ox·s + kx - pad]` (zero
 /// outside): one image's patches, in columns `offset..offset + plane` of `col`.
-fn im2col<T: Scalar>(g: &Geometry, x: &[T], col: &mut [T], offset: usize) {
+fn im2col<T: Scalar>(g: &Geometry, x: Input<'_, T>, col: &mut [T], offset: usize) {
     if g.keeps_width() {
         im2col_shifted(g, x, col, offset);
     } else {
@@ -115,11 +191,11 @@ fn im2col<T: Scalar>(g: &Geometry, x: &[T], col: &mut [T], offset: usize) {
 }
 
 /// [`im2col`] for any stride, row by row.
-fn im2col_rows<T: Scalar>(g: &Geometry, x: &[T], col: &mut [T], offset: usize) {
+fn im2col_rows<T: Scalar>(g: &Geometry, x: Input<'_, T>, col: &mut [T], offset: usize) {
     let (k, s, w_out, h_out) = (g.kernel, g.stride, g.w_out(), g.h_out());
     let (plane, ld) = (g.out_plane(), g.col_ld());
     for ci in 0..g.c_in {
-        let image = &x[ci * g.in_plane()..(ci + 1) * g.in_plane()];
+        let image = x.slice(ci * g.in_plane()..(ci + 1) * g.in_plane());
         for ky in 0..k {
             let rows = valid_range(g, ky, g.h, h_out);
             for kx in 0..k {
@@ -127,14 +203,13 @@ fn im2col_rows<T: Scalar>(g: &Geometry, x: &[T], col: &mut [T], offset: usize) {
                 let dst = &mut col[((ci * k + ky) * k + kx) * ld + offset..][..plane];
                 dst.fill(T::default());
                 for oy in rows.clone() {
-                    let src = &image[(oy * s + ky - g.pad) * g.w..][..g.w];
+                    let src = (oy * s + ky - g.pad) * g.w;
                     let out = &mut dst[oy * w_out..(oy + 1) * w_out];
                     if s == 1 {
-                        let start = cols.start + kx - g.pad;
-                        out[cols.clone()].copy_from_slice(&src[start..start + cols.len()]);
+                        image.copy_to(&mut out[cols.clone()], src + cols.start + kx - g.pad);
                     } else {
                         for ox in cols.clone() {
-                            out[ox] = src[ox * s + kx - g.pad];
+                            out[ox] = image.at(src + ox * s + kx - g.pad);
                         }
                     }
                 }
@@ -186,10 +261,10 @@ impl Shift {
 /// [`im2col`] for a stride-1 convolution that keeps the map's size (NB201's 3x3 with padding
 /// 1): each kernel offset reads the image shifted by a constant, so its row of `col` is one
 /// contiguous copy, with the edge columns and the rows outside the image then zeroed.
-fn im2col_shifted<T: Scalar>(g: &Geometry, x: &[T], col: &mut [T], offset: usize) {
+fn im2col_shifted<T: Scalar>(g: &Geometry, x: Input<'_, T>, col: &mut [T], offset: usize) {
     let (k, w, plane, ld) = (g.kernel, g.w, g.out_plane(), g.col_ld());
     for ci in 0..g.c_in {
-        let image = &x[ci * plane..(ci + 1) * plane];
+        let image = x.slice(ci * plane..(ci + 1) * plane);
         for ky in 0..k {
             for kx in 0..k {
                 let at = Shift::new(g, ky, kx);
@@ -198,7 +273,7 @@ fn im2col_shifted<T: Scalar>(g: &Geometry, x: &[T], col: &mut [T], offset: usize
                 dst[..start].fill(T::default());
                 if start < end {
                     let from = (start as isize + at.shift) as usize;
-                    dst[start..end].copy_from_slice(&image[from..from + (end - start)]);
+                    image.copy_to(&mut dst[start..end], from);
                 }
                 dst[end..].fill(T::default());
                 for q in at.edges(w) {
@@ -348,21 +423,31 @@ fn groups(g: &Geometry) -> impl Iterator<Item = (usize, usize)> {
 }
 
 /// `col` of images `n..n + count` side by side, as a `[C_in·k·k, count·plane]` matrix: the
-/// image itself for a single image of a pointwise convolution, else [`im2col`] into `buffer`.
+/// image itself for a single unmasked image of a pointwise convolution, else [`im2col`] into
+/// `buffer`. A masked image with a kernel wider than 1 is masked once into `masked` (a
+/// cache-sized copy) rather than at each of the `k²` offsets that read it.
 fn col_of<'a, T: Scalar>(
     g: &Geometry,
-    x: &'a [T],
+    x: Input<'a, T>,
     (n, count): (usize, usize),
     buffer: &'a mut [T],
+    masked: &mut Vec<T>,
 ) -> Mat<'a, T> {
     let image_len = g.c_in * g.in_plane();
     let plane = g.out_plane();
-    if g.is_pointwise() && count == 1 {
-        return Mat::new(&x[n * image_len..][..image_len], g.c_in, plane);
+    if g.is_pointwise() && count == 1 && x.mask.is_none() {
+        return Mat::new(&x.x[n * image_len..][..image_len], g.c_in, plane);
     }
     for j in 0..count {
-        let image = &x[(n + j) * image_len..][..image_len];
-        im2col(g, image, buffer, j * plane);
+        let image = x.slice((n + j) * image_len..(n + j + 1) * image_len);
+        match image.mask {
+            Some(mask) if g.kernel > 1 => {
+                masked.resize(image_len, T::default());
+                masked_copy(masked, image.x, mask);
+                im2col(g, Input::plain(masked), buffer, j * plane);
+            }
+            _ => im2col(g, image, buffer, j * plane),
+        }
     }
     Mat::strided(buffer, g.col_rows(), count * plane, g.col_ld())
 }
@@ -391,13 +476,13 @@ fn grad_of<'a, T: Scalar>(
 }
 
 /// Forward: `y = conv(x, weight)`, all NCHW / OIHW and contiguous.
-pub(crate) fn forward<T: Scalar>(g: &Geometry, x: &[T], weight: &[T], y: &mut [T]) {
+pub(crate) fn forward<T: Scalar>(g: &Geometry, x: Input<'_, T>, weight: &[T], y: &mut [T]) {
     let (rows, plane) = (g.col_rows(), g.out_plane());
     let w = Mat::new(weight, g.c_out, rows);
-    let mut col = col_buffer(g);
+    let (mut col, mut masked) = (col_buffer(g), Vec::new());
     let mut product = Vec::new();
     for (n, count) in groups(g) {
-        let col = col_of(g, x, (n, count), &mut col);
+        let col = col_of(g, x, (n, count), &mut col, &mut masked);
         if count == 1 {
             let out = &mut y[n * g.c_out * plane..][..g.c_out * plane];
             matmul(out, plane, w, col, false);
@@ -415,12 +500,27 @@ pub(crate) fn forward<T: Scalar>(g: &Geometry, x: &[T], weight: &[T], y: &mut [T
     }
 }
 
-/// Input gradient: `dx = conv(·, weight)ᵀ dy`.
-pub(crate) fn backward_input<T: Scalar>(g: &Geometry, weight: &[T], dy: &[T], dx: &mut [T]) {
+/// Input gradient: `dx = conv(·, weight)ᵀ dy`, masked by `mask` (the gradient reaching `x`
+/// through a masked [`Input`]).
+pub(crate) fn backward_input<T: Scalar>(
+    g: &Geometry,
+    weight: &[T],
+    dy: &[T],
+    mask: Option<&[T]>,
+    dx: &mut [T],
+) {
     if g.keeps_width() {
         backward_input_as_forward(g, weight, dy, dx);
-        return;
+    } else {
+        backward_input_by_col2im(g, weight, dy, dx);
     }
+    if let Some(mask) = mask {
+        apply_mask(mask, dx);
+    }
+}
+
+/// [`backward_input`] for any geometry, unmasked: `col2im(Wᵀ · dy)`.
+fn backward_input_by_col2im<T: Scalar>(g: &Geometry, weight: &[T], dy: &[T], dx: &mut [T]) {
     let (rows, plane) = (g.col_rows(), g.out_plane());
     let image_len = g.c_in * g.in_plane();
     let wt = Mat::new(weight, g.c_out, rows).t();
@@ -428,16 +528,6 @@ pub(crate) fn backward_input<T: Scalar>(g: &Geometry, weight: &[T], dy: &[T], dx
     let mut gathered = Vec::new();
     for (n, count) in groups(g) {
         let grad = grad_of(g, dy, (n, count), &mut gathered);
-        if g.is_pointwise() && count == 1 {
-            matmul(
-                &mut dx[n * image_len..][..image_len],
-                plane,
-                wt,
-                grad,
-                false,
-            );
-            continue;
-        }
         matmul(&mut col, g.col_ld(), wt, grad, false);
         for j in 0..count {
             let out = &mut dx[(n + j) * image_len..][..image_len];
@@ -470,17 +560,18 @@ fn backward_input_as_forward<T: Scalar>(g: &Geometry, weight: &[T], dy: &[T], dx
         c_out: g.c_in,
         ..*g
     };
-    forward(&swapped, dy, &flipped, dx);
+    forward(&swapped, Input::plain(dy), &flipped, dx);
 }
 
 /// Weight gradient: `dw = Σ_n dy[n] · col(x[n])ᵀ`.
-pub(crate) fn backward_weight<T: Scalar>(g: &Geometry, x: &[T], dy: &[T], dw: &mut [T]) {
+pub(crate) fn backward_weight<T: Scalar>(g: &Geometry, x: Input<'_, T>, dy: &[T], dw: &mut [T]) {
     let rows = g.col_rows();
-    let mut col = col_buffer(g);
+    let (mut col, mut masked) = (col_buffer(g), Vec::new());
     let mut gathered = Vec::new();
     for (i, group) in groups(g).enumerate() {
         let grad = grad_of(g, dy, group, &mut gathered);
-        matmul(dw, rows, grad, col_of(g, x, group, &mut col).t(), i > 0);
+        let col = col_of(g, x, group, &mut col, &mut masked);
+        matmul(dw, rows, grad, col.t(), i > 0);
     }
 }
 
@@ -558,15 +649,15 @@ mod tests {
             let (nx, nw, ny) = g.sizes();
             let (x, wt, dy) = (values(nx, 1), values(nw, 2), values(ny, 3));
             let mut y = vec![0.0; ny];
-            forward(&g, &x, &wt, &mut y);
+            forward(&g, Input::plain(&x), &wt, &mut y);
             let expected = naive(&g, &x, &wt);
             for (a, b) in y.iter().zip(&expected) {
                 assert!((a - b).abs() < 1e-12, "{g:?}: forward {a} vs {b}");
             }
             let mut dx = vec![0.0; nx];
-            backward_input(&g, &wt, &dy, &mut dx);
+            backward_input(&g, &wt, &dy, None, &mut dx);
             let mut dw = vec![0.0; nw];
-            backward_weight(&g, &x, &dy, &mut dw);
+            backward_weight(&g, Input::plain(&x), &dy, &mut dw);
             let reference = dot(&dy, &y);
             assert!(
                 (dot(&dx, &x) - reference).abs() < 1e-9,
@@ -604,8 +695,8 @@ mod tests {
             let image: Vec<f32> = values(c_in * h * w, 7).iter().map(|&v| v as f32).collect();
             let size = g.col_rows() * g.col_ld();
             let (mut rows, mut shifted) = (vec![f32::NAN; size], vec![f32::NAN; size]);
-            im2col_rows(&g, &image, &mut rows, g.out_plane());
-            im2col_shifted(&g, &image, &mut shifted, g.out_plane());
+            im2col_rows(&g, Input::plain(&image), &mut rows, g.out_plane());
+            im2col_shifted(&g, Input::plain(&image), &mut shifted, g.out_plane());
             let used = |m: &[f32]| -> Vec<u32> {
                 (0..g.col_rows())
                     .flat_map(|r| m[r * g.col_ld() + g.out_plane()..][..g.out_plane()].to_vec())
@@ -613,6 +704,49 @@ mod tests {
                     .collect()
             };
             assert_eq!(used(&rows), used(&shifted), "{g:?}: im2col");
+        }
+    }
+
+    /// A masked input gives bit for bit what the masked values stored first give: the forward
+    /// and the weight gradient read `relu(x)`, the input gradient is zeroed where `x <= 0`.
+    #[test]
+    fn masked_input_equals_the_stored_mask() {
+        for (kernel, stride, h) in [(3, 1, 8), (3, 2, 8), (1, 1, 5), (1, 2, 6)] {
+            let g = Geometry {
+                batch: 3,
+                c_in: 2,
+                c_out: 3,
+                h,
+                w: h,
+                kernel,
+                stride,
+                pad: kernel / 2,
+            };
+            let (nx, nw, ny) = g.sizes();
+            let (x, wt, dy) = (values(nx, 9), values(nw, 10), values(ny, 11));
+            let relu: Vec<f64> = x.iter().map(|&v| if v <= 0.0 { 0.0 } else { v }).collect();
+            let masked = Input {
+                x: &x,
+                mask: Some(&x),
+            };
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let (mut a, mut b) = (vec![0.0; ny], vec![0.0; ny]);
+            forward(&g, masked, &wt, &mut a);
+            forward(&g, Input::plain(&relu), &wt, &mut b);
+            assert_eq!(bits(&a), bits(&b), "{g:?}: forward");
+            let (mut a, mut b) = (vec![0.0; nw], vec![0.0; nw]);
+            backward_weight(&g, masked, &dy, &mut a);
+            backward_weight(&g, Input::plain(&relu), &dy, &mut b);
+            assert_eq!(bits(&a), bits(&b), "{g:?}: weight gradient");
+            let (mut a, mut b) = (vec![0.0; nx], vec![0.0; nx]);
+            backward_input(&g, &wt, &dy, Some(&x), &mut a);
+            backward_input(&g, &wt, &dy, None, &mut b);
+            for (v, &m) in b.iter_mut().zip(&x) {
+                if m <= 0.0 {
+                    *v = 0.0;
+                }
+            }
+            assert_eq!(bits(&a), bits(&b), "{g:?}: input gradient");
         }
     }
 
@@ -655,16 +789,16 @@ mod tests {
                 }
             };
             let (mut y, mut y32) = (vec![0.0; ny], vec![0.0f32; ny]);
-            forward(&g, &x, &wt, &mut y);
-            forward(&g, &x32, &w32, &mut y32);
+            forward(&g, Input::plain(&x), &wt, &mut y);
+            forward(&g, Input::plain(&x32), &w32, &mut y32);
             check("forward", &y32, &y, g.col_rows());
             let (mut dx, mut dx32) = (vec![0.0; nx], vec![0.0f32; nx]);
-            backward_input(&g, &wt, &dy, &mut dx);
-            backward_input(&g, &w32, &dy32, &mut dx32);
+            backward_input(&g, &wt, &dy, None, &mut dx);
+            backward_input(&g, &w32, &dy32, None, &mut dx32);
             check("input gradient", &dx32, &dx, g.c_out * kernel * kernel);
             let (mut dw, mut dw32) = (vec![0.0; nw], vec![0.0f32; nw]);
-            backward_weight(&g, &x, &dy, &mut dw);
-            backward_weight(&g, &x32, &dy32, &mut dw32);
+            backward_weight(&g, Input::plain(&x), &dy, &mut dw);
+            backward_weight(&g, Input::plain(&x32), &dy32, &mut dw32);
             check("weight gradient", &dw32, &dw, g.batch * g.out_plane());
         }
     }
