@@ -183,10 +183,11 @@ impl Engine {
             precision: self.precision,
             first_batch: &batch,
             data,
+            running: &needed,
         };
         let mut results = PassResults::default();
         let mut pass_seconds = Vec::new();
-        for kind in needed {
+        for &kind in &needed {
             let start = Instant::now();
             let output = kind.run(&cx, &results)?;
             results.insert(kind, output);

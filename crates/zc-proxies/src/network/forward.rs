@@ -57,6 +57,17 @@ pub struct ForwardConfig<'a> {
     /// reference) normalise with these, in forward order; the cells' BatchNorms, which track
     /// none, keep batch statistics as in the reference's eval mode.
     pub running_stats: Option<&'a [NormStats]>,
+    /// Keep what a backward sweep over this forward reads ([`ForwardRecord`]). Only for a
+    /// forward with every BatchNorm on batch statistics, dead nodes computed, and no MeCo.
+    pub record: bool,
+}
+
+/// The values a backward sweep ([`super::sweep`]) reads, kept by a forward in the order it
+/// met them (outside autodiff: the values, not their graph): every convolution's input (the
+/// ReLU's input for a ReLU-conv op) and every BatchNorm's input, then the head ReLU's input.
+#[derive(Clone, Debug)]
+pub struct ForwardRecord {
+    pub(crate) values: Vec<Tensor<4>>,
 }
 
 /// Per-channel statistics of one affine BatchNorm (`[C]` each).
@@ -82,6 +93,7 @@ impl ForwardConfig<'_> {
             record_norm_stats: false,
             skip_dead_nodes: false,
             running_stats: None,
+            record: false,
         }
     }
 }
@@ -121,6 +133,8 @@ pub struct ForwardOutput {
     /// Outputs seen by several modules count once per module; 1-D outputs (the pooled features,
     /// the logits) and zero maps add 0.
     pub meco: f64,
+    /// With `record`, what a backward sweep reads.
+    pub record: Option<ForwardRecord>,
 }
 
 /// An activation with its optional tangent (`None` means a zero tangent).
@@ -164,6 +178,8 @@ struct Pass<'a> {
     /// Affine BatchNorms seen so far (indexes `running_stats`).
     affine_seen: usize,
     meco: f64,
+    /// With `record`, the values kept so far.
+    record: Option<Vec<Tensor<4>>>,
 }
 
 /// Runs the network on `x` (`[N, 3, H, W]`) with parameter tensors `params` (flattened, in
@@ -183,7 +199,16 @@ pub fn forward(
         norm_stats: Vec::new(),
         affine_seen: 0,
         meco: 0.0,
+        record: config.record.then(Vec::new),
     };
+    assert!(
+        !config.record
+            || (config.norms == NormMode::All
+                && !config.skip_dead_nodes
+                && !config.meco
+                && config.running_stats.is_none()),
+        "a recorded forward runs every BatchNorm on batch statistics, every node, no MeCo"
+    );
     let (stem_conv, stem_norm) = net.stem;
     let mut h = pass.conv(Act { v: x, t: None }, stem_conv);
     pass.observe(&h, 1); // stem.net.0
@@ -217,6 +242,7 @@ pub fn forward(
     }
     h = pass.norm(h, net.head_norm, false);
     pass.observe(&h, 1); // lastact.0
+    pass.keep(&h);
     h = pass.relu(h, 1.0);
     pass.observe(&h, 2); // lastact.1, lastact
     let pre_gap = config.zen.then(|| h.v.clone());
@@ -234,6 +260,7 @@ pub fn forward(
         pre_gap,
         norm_stats: pass.norm_stats,
         meco: pass.meco,
+        record: pass.record.map(|values| ForwardRecord { values }),
     }
 }
 
@@ -287,6 +314,13 @@ fn batch_stats(x: &Tensor<4>) -> NormStats {
 }
 
 impl Pass<'_> {
+    /// Keeps `x`'s value for the backward sweeps, when recording.
+    fn keep(&mut self, x: &Act<4>) {
+        if let Some(record) = &mut self.record {
+            record.push(x.v.clone().inner());
+        }
+    }
+
     /// ReLU, recording the input's codes into the kernel (with `weight`) when asked for.
     fn relu(&mut self, x: Act<4>, weight: f64) -> Act<4> {
         self.record_relu_codes(&x, weight);
@@ -320,6 +354,7 @@ impl Pass<'_> {
     /// The convolution `layer` of `x`, or, with `relu_first`, of `relu(x)` with the ReLU fused
     /// into the convolution (its output, and its tangent's, never stored).
     fn conv_after(&mut self, x: Act<4>, layer: usize, relu_first: bool) -> Act<4> {
+        self.keep(&x);
         let spec = &self.net.layers[layer];
         let LayerKind::Conv {
             c_in,
@@ -420,6 +455,7 @@ impl Pass<'_> {
             let normed = (x.v - mean) * inv_std.clone();
             return self.affine(norm, normed, x.t.map(|t| t * inv_std));
         }
+        self.keep(&x);
         if (self.config.zen || self.config.record_norm_stats) && matches!(norm, Norm::Affine { .. })
         {
             self.norm_stats.push(batch_stats(&x.v));

@@ -7,6 +7,7 @@
 
 pub mod forward;
 pub mod ops;
+pub(crate) mod sweep;
 mod weights;
 
 pub(crate) use weights::standard_normal;

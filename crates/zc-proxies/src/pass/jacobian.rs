@@ -1,8 +1,11 @@
 //! The input-Jacobian pass: d(sum of logits)/d(input) per image (jacob_cov, epe_nas).
 
-use super::{PassCx, device_params, inputs, to_host};
+use burn::tensor::Tensor;
+
+use super::{PassCx, PassResults, device_params, inputs, to_host};
 use crate::ProxyError;
 use crate::network::forward::{ForwardConfig, NormMode, forward};
+use crate::network::sweep::input_gradient;
 
 /// Input Jacobian rows: one row of `3*H*W` values per image.
 #[derive(Debug, Clone)]
@@ -15,16 +18,27 @@ pub struct InputJacobian {
     pub cols: usize,
 }
 
-/// d(sum of logits)/d(input), BN on: one row per image.
-pub(super) fn run(cx: &PassCx<'_>) -> Result<InputJacobian, ProxyError> {
+/// d(sum of logits)/d(input), BN on: one row per image. A backward sweep over the loss pass's
+/// recorded forward when it kept one (`done`), else a forward and backward of its own.
+pub(super) fn run(cx: &PassCx<'_>, done: &PassResults) -> Result<InputJacobian, ProxyError> {
     let (net, weights, device, batch) = (cx.net, cx.weights, cx.device, cx.first_batch);
     let dtype = cx.precision.dtype();
+    let rows = batch.batch_size;
+    let cols = 3 * batch.resolution * batch.resolution;
     let params = device_params(net, weights, device, dtype, false, false);
+    if let Some(record) = done.take_record() {
+        let params: Vec<Tensor<1>> = params.into_iter().map(Tensor::inner).collect();
+        let seed = Tensor::ones([rows, net.num_classes()], (&device.clone().inner(), dtype));
+        let gradient = input_gradient(net, &params, record, seed);
+        return Ok(InputJacobian {
+            values: to_host(gradient),
+            rows,
+            cols,
+        });
+    }
     let x = inputs(batch, device, dtype).require_grad();
     let config = ForwardConfig::new(NormMode::All);
     let total = forward(net, &params, x.clone(), config).logits.sum();
-    let rows = batch.batch_size;
-    let cols = 3 * batch.resolution * batch.resolution;
     // When no path of active ops joins input and output, the logits do not depend on the input:
     // the Jacobian is zero (and jacob_cov NaN).
     let gradient = total

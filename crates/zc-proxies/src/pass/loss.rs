@@ -1,9 +1,10 @@
 //! The loss pass: forward + backward of the cross-entropy on a minibatch (BN on), with fisher's
 //! taps when asked for.
 
-use super::{PassCx, device_params, inputs, layer_grads, one_hot, to_host};
+use super::{PassCx, PassKind, PassResults, device_params, inputs, layer_grads, one_hot, to_host};
 use crate::ProxyError;
 use crate::network::forward::{ForwardConfig, NormMode, cross_entropy, forward};
+use crate::network::ops::is_flex;
 
 /// Result of the loss pass.
 #[derive(Debug, Clone)]
@@ -16,9 +17,11 @@ pub struct LossGradients {
 }
 
 /// Forward + backward of the loss on minibatch `stream`; with `fisher`, also the per-layer
-/// fisher channel sums.
+/// fisher channel sums. On flex, the forward of the usual minibatch is recorded into `done`
+/// when the input-Jacobian pass runs too: it is that pass's forward as well.
 pub(super) fn run(
     cx: &PassCx<'_>,
+    done: &PassResults,
     stream: usize,
     fisher: bool,
 ) -> Result<LossGradients, ProxyError> {
@@ -29,9 +32,13 @@ pub(super) fn run(
     let params = device_params(net, weights, device, dtype, false, true);
     let config = ForwardConfig {
         fisher_taps: fisher,
+        record: stream == 0 && is_flex(device) && cx.running.contains(&PassKind::InputJacobian),
         ..ForwardConfig::new(NormMode::All)
     };
-    let out = forward(net, &params, inputs(batch, device, dtype), config);
+    let mut out = forward(net, &params, inputs(batch, device, dtype), config);
+    if let Some(record) = out.record.take() {
+        done.keep_record(record);
+    }
     let loss = cross_entropy(out.logits, one_hot(batch, net.num_classes(), device, dtype));
     let grads = loss.backward();
     let fisher_channel_sums = fisher.then(|| {

@@ -25,8 +25,11 @@ pub use synflow::SynflowGradients;
 pub(crate) use zen::zen_terms;
 pub use zen::{MIXUP_GAMMA, ZenTerms};
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
 use crate::ProxyError;
-use crate::network::forward::NormMode;
+use crate::network::forward::{ForwardRecord, NormMode};
 use crate::network::{Minibatch, Nb201Network, Weights};
 
 /// The kinds of pass a proxy can depend on. Each kind lives in its own file of this module and
@@ -39,10 +42,11 @@ pub enum PassKind {
     FisherTaps,
     /// Forward + backward of the cross-entropy loss on the minibatch (BN on): dL/dtheta.
     Loss,
+    /// Gradient of the sum of logits w.r.t. the input images (jacob_cov, epe_nas). After the
+    /// loss pass, whose forward it shares on flex (a second backward sweep over its record).
+    InputJacobian,
     /// Hessian-vector product H g with g from the loss pass (needs [`PassKind::Loss`]).
     HessianGradient,
-    /// Gradient of the sum of logits w.r.t. the input images (jacob_cov, epe_nas).
-    InputJacobian,
     /// synflow: |theta| in float64, one all-ones image, BN only in the reduction blocks.
     Synflow,
     /// synflow with every BN kept.
@@ -95,15 +99,15 @@ impl PassKind {
     /// Runs the pass; `done` holds the results of its dependencies.
     pub(crate) fn run(self, cx: &PassCx<'_>, done: &PassResults) -> Result<PassOutput, ProxyError> {
         Ok(match self {
-            PassKind::FisherTaps => PassOutput::Loss(loss::run(cx, 0, true)?),
-            PassKind::Loss => PassOutput::Loss(loss::run(cx, 0, false)?),
+            PassKind::FisherTaps => PassOutput::Loss(loss::run(cx, done, 0, true)?),
+            PassKind::Loss => PassOutput::Loss(loss::run(cx, done, 0, false)?),
             PassKind::HessianGradient => {
                 PassOutput::HessianGradient(hessian::run(cx, &done.loss(PassKind::Loss)?.grads)?)
             }
-            PassKind::InputJacobian => PassOutput::Jacobian(jacobian::run(cx)?),
+            PassKind::InputJacobian => PassOutput::Jacobian(jacobian::run(cx, done)?),
             PassKind::Synflow => PassOutput::Synflow(synflow::run(cx, NormMode::ReductionOnly)),
             PassKind::SynflowBn => PassOutput::Synflow(synflow::run(cx, NormMode::All)),
-            PassKind::SecondBatchLoss => PassOutput::Loss(loss::run(cx, 1, false)?),
+            PassKind::SecondBatchLoss => PassOutput::Loss(loss::run(cx, done, 1, false)?),
             PassKind::ReluKernel => PassOutput::Kernel(relu_kernel::run(cx)?),
             PassKind::Zen => PassOutput::Zen(zen::run(cx)?),
             PassKind::Meco => PassOutput::Scalar(meco::run(cx)?),
@@ -161,6 +165,8 @@ pub struct PassCx<'a> {
     pub first_batch: &'a Minibatch,
     /// Every stream.
     pub data: &'a dyn BatchSource,
+    /// The kinds that run for this cell: a pass keeps what a later one can share.
+    pub running: &'a BTreeSet<PassKind>,
 }
 
 impl PassCx<'_> {
@@ -198,11 +204,24 @@ pub enum PassOutput {
 #[derive(Debug, Default)]
 pub struct PassResults {
     outputs: std::collections::BTreeMap<PassKind, PassOutput>,
+    /// The loss pass's recorded forward, until the input-Jacobian pass takes it.
+    record: RefCell<Option<ForwardRecord>>,
 }
 
 impl PassResults {
     pub(crate) fn insert(&mut self, kind: PassKind, output: PassOutput) {
         self.outputs.insert(kind, output);
+    }
+
+    /// Keeps a recorded forward of the minibatch for a later pass.
+    fn keep_record(&self, record: ForwardRecord) {
+        *self.record.borrow_mut() = Some(record);
+    }
+
+    /// The recorded forward of the minibatch, if a pass kept one (taken: its memory is freed
+    /// once the taker is done).
+    fn take_record(&self) -> Option<ForwardRecord> {
+        self.record.borrow_mut().take()
     }
 
     /// The result of `kind`, or of the kind that ran in its place ([`PassKind::also_serves`]).
@@ -419,8 +438,8 @@ mod tests {
     const ALL: [PassKind; 10] = [
         PassKind::FisherTaps,
         PassKind::Loss,
-        PassKind::HessianGradient,
         PassKind::InputJacobian,
+        PassKind::HessianGradient,
         PassKind::Synflow,
         PassKind::SynflowBn,
         PassKind::SecondBatchLoss,

@@ -17,7 +17,7 @@ use burn::tensor::Tensor;
 use burn::tensor::ops::ConvOptions;
 
 use super::conv_kernel::{self as kernel, Geometry, Input};
-use super::{dispatch_dtype, is_flex};
+use super::{ConstantStep, dispatch_dtype, is_flex};
 
 /// The convolution as a backend extension (flex kernel; autodiff's backward built on the
 /// kernels).
@@ -37,6 +37,18 @@ pub trait ConvBackend: Backend {
         mask: FloatTensor<Self>,
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
+        stride: usize,
+        pad: usize,
+    ) -> FloatTensor<Self>;
+
+    /// The gradient reaching `input` through `conv2d(input, weight)` (through
+    /// `conv2d(relu(input), weight)` when `relu_first`) from the output gradient `grad`, for
+    /// backward sweeps outside autodiff: the result is a constant.
+    fn nb201_conv_input_grad(
+        input: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        relu_first: bool,
         stride: usize,
         pad: usize,
     ) -> FloatTensor<Self>;
@@ -80,6 +92,29 @@ pub fn masked_conv2d(mask: Tensor<4>, x: Tensor<4>, weight: Tensor<4>, stride: u
     ))
 }
 
+/// The gradient reaching `input` through [`conv2d`] (through [`masked_conv2d`] by itself, the
+/// ReLU fused before the convolution, when `relu_first`) from the output gradient `grad`:
+/// flex's kernels, for the backward sweeps of [`crate::network::sweep`] (flex only).
+pub(crate) fn conv2d_input_grad(
+    input: Tensor<4>,
+    weight: Tensor<4>,
+    grad: Tensor<4>,
+    relu_first: bool,
+    stride: usize,
+) -> Tensor<4> {
+    let pad = weight.dims()[2] / 2;
+    Tensor::from_dispatch(
+        <burn::backend::Dispatch as ConvBackend>::nb201_conv_input_grad(
+            input.into_dispatch(),
+            weight.into_dispatch(),
+            grad.into_dispatch(),
+            relu_first,
+            stride,
+            pad,
+        ),
+    )
+}
+
 /// The geometry of a convolution of `x` (`[N, C_in, H, W]`) by `weight` (`[C_out, C_in, k, k]`).
 fn geometry(x: &FlexTensor, weight: &FlexTensor, stride: usize, pad: usize) -> Geometry {
     let [batch, c_in, h, w] = x.layout().shape().dims();
@@ -121,6 +156,18 @@ impl ConvBackend for Flex {
             };
             kernel::forward(&g, input, ins[2], y)
         })
+    }
+
+    fn nb201_conv_input_grad(
+        input: FlexTensor,
+        weight: FlexTensor,
+        grad: FlexTensor,
+        relu_first: bool,
+        stride: usize,
+        pad: usize,
+    ) -> FlexTensor {
+        let mask = relu_first.then_some(&input);
+        backward_input(&input, mask, &weight, &grad, stride, pad)
     }
 }
 
@@ -230,6 +277,25 @@ impl Backward<Flex, 3> for MaskedConvStep {
 }
 
 impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
+    fn nb201_conv_input_grad(
+        input: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        relu_first: bool,
+        stride: usize,
+        pad: usize,
+    ) -> FloatTensor<Self> {
+        let dx = Flex::nb201_conv_input_grad(
+            input.into_primitive(),
+            weight.into_primitive(),
+            grad.into_primitive(),
+            relu_first,
+            stride,
+            pad,
+        );
+        ConstantStep.prepare::<C>([]).compute_bound().stateless(dx)
+    }
+
     fn nb201_masked_conv(
         mask: FloatTensor<Self>,
         x: FloatTensor<Self>,

@@ -19,6 +19,10 @@ pub mod relu;
 pub mod tap;
 
 use burn::backend::DispatchDevice;
+use burn::backend::Flex;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{Device, Element, TensorData};
 
@@ -72,6 +76,17 @@ pub(crate) fn is_flex(device: &Device) -> bool {
         device.as_dispatch().clone().inner(),
         DispatchDevice::Flex(_)
     )
+}
+
+/// The autodiff step of a result computed outside autodiff (by a backward sweep): a constant,
+/// which no gradient flows back through.
+#[derive(Debug)]
+pub(crate) struct ConstantStep;
+
+impl Backward<Flex, 0> for ConstantStep {
+    type State = ();
+
+    fn backward(self, _: Ops<Self::State, 0>, _: &mut Gradients, _: &mut Checkpointer) {}
 }
 
 /// Runs `f` on the contiguous host data of `inputs` as `T`, into a new tensor of `shape`.

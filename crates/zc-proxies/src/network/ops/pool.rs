@@ -13,13 +13,17 @@ use burn::tensor::ops::PadMode;
 use burn::tensor::{Tensor, TensorData};
 
 use super::pool_kernel as kernel;
-use super::{dispatch_dtype, is_flex};
+use super::{ConstantStep, dispatch_dtype, is_flex};
 
 /// The pool as a backend extension (flex kernel; autodiff's backward built on it).
 #[backend_extension(Flex, Autodiff)]
 pub trait PoolBackend: Backend {
     /// The 3x3 average pool of `[N, C, H, W]`.
     fn nb201_avg_pool(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The pool's adjoint applied to `grad`, for backward sweeps outside autodiff: the result
+    /// is a constant.
+    fn nb201_avg_pool_adjoint(grad: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 /// The 3x3 average pool: the kernel on flex, composed tensor ops elsewhere.
@@ -28,6 +32,14 @@ pub fn avg_pool_3x3(x: Tensor<4>) -> Tensor<4> {
         return composed_avg_pool_3x3(x);
     }
     Tensor::from_dispatch(<Dispatch as PoolBackend>::nb201_avg_pool(x.into_dispatch()))
+}
+
+/// The adjoint of [`avg_pool_3x3`] applied to `grad`: flex's kernel, for the backward sweeps of
+/// [`crate::network::sweep`] (flex only).
+pub(crate) fn avg_pool_3x3_adjoint(grad: Tensor<4>) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as PoolBackend>::nb201_avg_pool_adjoint(
+        grad.into_dispatch(),
+    ))
 }
 
 /// [`avg_pool_3x3`] composed of tensor ops, for backends without NB201's kernels: a separable
@@ -57,6 +69,10 @@ impl PoolBackend for Flex {
         let (h, w) = (shape[2], shape[3]);
         dispatch_dtype!([&x], shape, |ins, out| kernel::forward(ins[0], h, w, out))
     }
+
+    fn nb201_avg_pool_adjoint(grad: FlexTensor) -> FlexTensor {
+        backward(grad)
+    }
 }
 
 /// The pool's backward: `dx = poolᵀ(dy)`.
@@ -85,6 +101,11 @@ impl Backward<Flex, 1> for PoolStep {
 }
 
 impl<C: CheckpointStrategy> PoolBackend for Autodiff<Flex, C> {
+    fn nb201_avg_pool_adjoint(grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let dx = Flex::nb201_avg_pool_adjoint(grad.into_primitive());
+        ConstantStep.prepare::<C>([]).compute_bound().stateless(dx)
+    }
+
     fn nb201_avg_pool(x: FloatTensor<Self>) -> FloatTensor<Self> {
         match PoolStep.prepare::<C>([x.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => prep.finish((), Flex::nb201_avg_pool(x.into_primitive())),
