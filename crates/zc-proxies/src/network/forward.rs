@@ -64,10 +64,13 @@ pub struct ForwardConfig<'a> {
 
 /// The values a backward sweep ([`super::sweep`]) reads, kept by a forward in the order it
 /// met them (outside autodiff: the values, not their graph): every convolution's input (the
-/// ReLU's input for a ReLU-conv op) and every BatchNorm's input, then the head ReLU's input.
+/// ReLU's input for a ReLU-conv op), every BatchNorm's input, the reduction shortcut's output,
+/// then the head ReLU's input.
 #[derive(Clone, Debug)]
 pub struct ForwardRecord {
     pub(crate) values: Vec<Tensor<4>>,
+    /// The forward's logits.
+    pub(crate) logits: Tensor<2>,
 }
 
 /// Per-channel statistics of one affine BatchNorm (`[C]` each).
@@ -233,6 +236,8 @@ pub fn forward(
                 let pooled = h.map(avg_pool_2x2);
                 pass.observe(&pooled, 1); // residual.0
                 let shortcut = pass.conv(pooled, *shortcut);
+                // Fisher's tap on the shortcut's output, which no BatchNorm's input records.
+                pass.keep(&shortcut);
                 pass.observe(&shortcut, 2); // residual.1, residual
                 let out = shortcut.add(b);
                 pass.observe(&out, 1); // the block
@@ -252,6 +257,10 @@ pub fn forward(
         t: h.t.map(|t| t.mean_dims(&[2, 3]).reshape([n, c])),
     };
     let logits = pass.linear(features, net.classifier);
+    let record = pass.record.map(|values| ForwardRecord {
+        values,
+        logits: logits.v.clone().inner(),
+    });
     ForwardOutput {
         logits: logits.v,
         tangent: logits.t,
@@ -260,7 +269,7 @@ pub fn forward(
         pre_gap,
         norm_stats: pass.norm_stats,
         meco: pass.meco,
-        record: pass.record.map(|values| ForwardRecord { values }),
+        record,
     }
 }
 

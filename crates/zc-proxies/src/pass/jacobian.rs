@@ -5,7 +5,7 @@ use burn::tensor::Tensor;
 use super::{PassCx, PassResults, device_params, inputs, to_host};
 use crate::ProxyError;
 use crate::network::forward::{ForwardConfig, NormMode, forward};
-use crate::network::sweep::input_gradient;
+use crate::network::sweep::{Wanted, backward};
 
 /// Input Jacobian rows: one row of `3*H*W` values per image.
 #[derive(Debug, Clone)]
@@ -29,9 +29,14 @@ pub(super) fn run(cx: &PassCx<'_>, done: &PassResults) -> Result<InputJacobian, 
     if let Some(record) = done.take_record() {
         let params: Vec<Tensor<1>> = params.into_iter().map(Tensor::inner).collect();
         let seed = Tensor::ones([rows, net.num_classes()], (&device.clone().inner(), dtype));
-        let gradient = input_gradient(net, &params, record, seed);
+        let wanted = Wanted {
+            weights: false,
+            fisher: false,
+            input: true,
+        };
+        let gradient = backward(net, &params, record, seed, wanted).input;
         return Ok(InputJacobian {
-            values: to_host(gradient),
+            values: to_host(gradient.expect("the input's gradient was wanted")),
             rows,
             cols,
         });

@@ -1,10 +1,15 @@
 //! The loss pass: forward + backward of the cross-entropy on a minibatch (BN on), with fisher's
 //! taps when asked for.
 
+use burn::tensor::Tensor;
+use burn::tensor::activation::softmax;
+
 use super::{PassCx, PassKind, PassResults, device_params, inputs, layer_grads, one_hot, to_host};
 use crate::ProxyError;
+use crate::network::Minibatch;
 use crate::network::forward::{ForwardConfig, NormMode, cross_entropy, forward};
 use crate::network::ops::is_flex;
+use crate::network::sweep::{Wanted, backward};
 
 /// Result of the loss pass.
 #[derive(Debug, Clone)]
@@ -17,45 +22,95 @@ pub struct LossGradients {
 }
 
 /// Forward + backward of the loss on minibatch `stream`; with `fisher`, also the per-layer
-/// fisher channel sums. On flex, the forward of the usual minibatch is recorded into `done`
-/// when the input-Jacobian pass runs too: it is that pass's forward as well.
+/// fisher channel sums. On flex, a recorded forward and a backward sweep over it; the record of
+/// the usual minibatch is kept in `done` when the input-Jacobian pass runs too (it is that
+/// pass's forward as well). Elsewhere, autodiff.
 pub(super) fn run(
     cx: &PassCx<'_>,
     done: &PassResults,
     stream: usize,
     fisher: bool,
 ) -> Result<LossGradients, ProxyError> {
-    let (net, weights, device) = (cx.net, cx.weights, cx.device);
     let batch = cx.batch(stream)?;
     let batch = batch.as_ref();
+    if !is_flex(cx.device) {
+        return Ok(by_autodiff(cx, batch, fisher));
+    }
+    let (net, dtype) = (cx.net, cx.precision.dtype());
+    let device = cx.device.clone().inner();
+    let params = device_params(net, cx.weights, &device, dtype, false, false);
+    let config = ForwardConfig {
+        record: true,
+        ..ForwardConfig::new(NormMode::All)
+    };
+    let out = forward(net, &params, inputs(batch, &device, dtype), config);
+    let record = out.record.expect("a recorded forward keeps its record");
+    // The gradient of the mean cross-entropy with respect to the logits.
+    let one_hot = one_hot(batch, net.num_classes(), &device, dtype);
+    let seed = (softmax(out.logits, 1) - one_hot).div_scalar(batch.batch_size as f64);
+    if stream == 0 && cx.running.contains(&PassKind::InputJacobian) {
+        done.keep_record(record.clone());
+    }
+    let wanted = Wanted {
+        weights: true,
+        fisher,
+        input: false,
+    };
+    let swept = backward(net, &params, record, seed, wanted);
+    let grads = net
+        .layers()
+        .iter()
+        .zip(swept.weights)
+        .map(|(layer, grad)| {
+            grad.map_or_else(|| vec![0.0; params[layer.weight].dims()[0]], to_host)
+        })
+        .collect();
+    let fisher_channel_sums = fisher.then(|| {
+        swept
+            .fisher
+            .into_iter()
+            .map(|s| s.map_or(0.0, |s| to_host(fisher_of_sums(s)).iter().sum()))
+            .collect()
+    });
+    Ok(LossGradients {
+        grads,
+        fisher_channel_sums,
+    })
+}
+
+/// Fisher per channel from the sums `s_nk = Σ_hw A·dL/dA` (`[N, C]`): `0.5·mean_n s_nk²`.
+fn fisher_of_sums(s: Tensor<2>) -> Tensor<1> {
+    s.square().mean_dim(0).mul_scalar(0.5).abs().squeeze_dim(0)
+}
+
+/// The loss pass through autodiff (backends without NB201's kernels), fisher through taps.
+fn by_autodiff(cx: &PassCx<'_>, batch: &Minibatch, fisher: bool) -> LossGradients {
+    let (net, weights, device) = (cx.net, cx.weights, cx.device);
     let dtype = cx.precision.dtype();
     let params = device_params(net, weights, device, dtype, false, true);
     let config = ForwardConfig {
         fisher_taps: fisher,
-        record: stream == 0 && is_flex(device) && cx.running.contains(&PassKind::InputJacobian),
         ..ForwardConfig::new(NormMode::All)
     };
-    let mut out = forward(net, &params, inputs(batch, device, dtype), config);
-    if let Some(record) = out.record.take() {
-        done.keep_record(record);
-    }
+    let out = forward(net, &params, inputs(batch, device, dtype), config);
     let loss = cross_entropy(out.logits, one_hot(batch, net.num_classes(), device, dtype));
     let grads = loss.backward();
     let fisher_channel_sums = fisher.then(|| {
         let mut sums = vec![0.0; net.layers().len()];
         for tap in &out.taps {
-            // s_nk = sum over space of A*G (the leaf's gradient); F_k = 0.5 * mean_n s_nk^2.
+            // s_nk = sum over space of A*G (the leaf's gradient).
             let Some(s) = tap.leaf.grad(&grads) else {
                 continue;
             };
             let [n, c, _, _] = s.dims();
-            let f = s.reshape([n, c]).square().mean_dim(0).mul_scalar(0.5).abs();
-            sums[tap.layer] += to_host(f).iter().sum::<f64>();
+            sums[tap.layer] += to_host(fisher_of_sums(s.reshape([n, c])))
+                .iter()
+                .sum::<f64>();
         }
         sums
     });
-    Ok(LossGradients {
+    LossGradients {
         grads: layer_grads(net, &params, &grads),
         fisher_channel_sums,
-    })
+    }
 }

@@ -52,6 +52,18 @@ pub trait ConvBackend: Backend {
         stride: usize,
         pad: usize,
     ) -> FloatTensor<Self>;
+
+    /// The gradient reaching `weight` through `conv2d(input, weight)` (through
+    /// `conv2d(relu(input), weight)` when `relu_first`) from the output gradient `grad`, for
+    /// backward sweeps outside autodiff: the result is a constant.
+    fn nb201_conv_weight_grad(
+        input: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        relu_first: bool,
+        stride: usize,
+        pad: usize,
+    ) -> FloatTensor<Self>;
 }
 
 fn options(stride: usize, pad: usize) -> ConvOptions<2> {
@@ -115,6 +127,29 @@ pub(crate) fn conv2d_input_grad(
     )
 }
 
+/// The gradient reaching `weight` through [`conv2d`] (through [`masked_conv2d`] of `input` by
+/// itself when `relu_first`) from the output gradient `grad`: flex's kernels, for the backward
+/// sweeps of [`crate::network::sweep`] (flex only).
+pub(crate) fn conv2d_weight_grad(
+    input: Tensor<4>,
+    weight: Tensor<4>,
+    grad: Tensor<4>,
+    relu_first: bool,
+    stride: usize,
+) -> Tensor<4> {
+    let pad = weight.dims()[2] / 2;
+    Tensor::from_dispatch(
+        <burn::backend::Dispatch as ConvBackend>::nb201_conv_weight_grad(
+            input.into_dispatch(),
+            weight.into_dispatch(),
+            grad.into_dispatch(),
+            relu_first,
+            stride,
+            pad,
+        ),
+    )
+}
+
 /// The geometry of a convolution of `x` (`[N, C_in, H, W]`) by `weight` (`[C_out, C_in, k, k]`).
 fn geometry(x: &FlexTensor, weight: &FlexTensor, stride: usize, pad: usize) -> Geometry {
     let [batch, c_in, h, w] = x.layout().shape().dims();
@@ -168,6 +203,18 @@ impl ConvBackend for Flex {
     ) -> FlexTensor {
         let mask = relu_first.then_some(&input);
         backward_input(&input, mask, &weight, &grad, stride, pad)
+    }
+
+    fn nb201_conv_weight_grad(
+        input: FlexTensor,
+        weight: FlexTensor,
+        grad: FlexTensor,
+        relu_first: bool,
+        stride: usize,
+        pad: usize,
+    ) -> FlexTensor {
+        let mask = relu_first.then_some(&input);
+        backward_weight(&input, mask, &weight, &grad, stride, pad)
     }
 }
 
@@ -294,6 +341,25 @@ impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
             pad,
         );
         ConstantStep.prepare::<C>([]).compute_bound().stateless(dx)
+    }
+
+    fn nb201_conv_weight_grad(
+        input: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        relu_first: bool,
+        stride: usize,
+        pad: usize,
+    ) -> FloatTensor<Self> {
+        let dw = Flex::nb201_conv_weight_grad(
+            input.into_primitive(),
+            weight.into_primitive(),
+            grad.into_primitive(),
+            relu_first,
+            stride,
+            pad,
+        );
+        ConstantStep.prepare::<C>([]).compute_bound().stateless(dw)
     }
 
     fn nb201_masked_conv(

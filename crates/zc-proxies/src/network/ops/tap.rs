@@ -16,13 +16,17 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::{DType, Tensor};
 
-use super::{Scalar, dispatch_dtype, is_flex};
+use super::{ConstantStep, Scalar, dispatch_dtype, is_flex};
 
 /// The tap as a backend extension (flex kernels; autodiff's backward built on them).
 #[backend_extension(Flex, Autodiff)]
 pub trait TapBackend: Backend {
     /// `a·(1 + leaf)`, `leaf` `[N, C, 1, 1]` broadcast over each plane of `a`.
     fn nb201_tap(a: FloatTensor<Self>, leaf: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// `Σ_hw a·dy` per image and channel of `[N, C, H, W]` (as `[N, C, 1, 1]`, summed in
+    /// float64): the leaf's gradient, for backward sweeps outside autodiff (a constant).
+    fn nb201_plane_sums(a: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 /// `a·(1 + leaf)`: the kernels on flex, tensor ops elsewhere.
@@ -33,6 +37,15 @@ pub fn tap(a: Tensor<4>, leaf: Tensor<4>) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as TapBackend>::nb201_tap(
         a.into_dispatch(),
         leaf.into_dispatch(),
+    ))
+}
+
+/// `Σ_hw a·dy` per image and channel of `a` and `dy` (`[N, C, H, W]`), as `[N, C, 1, 1]`:
+/// fisher's per-channel sums, for the backward sweeps of [`crate::network::sweep`] (flex only).
+pub(crate) fn tap_plane_sums(a: Tensor<4>, dy: Tensor<4>) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as TapBackend>::nb201_plane_sums(
+        a.into_dispatch(),
+        dy.into_dispatch(),
     ))
 }
 
@@ -77,6 +90,13 @@ impl TapBackend for Flex {
         let shape = a.layout().shape().to_vec();
         dispatch_dtype!([&a, &leaf], shape, |ins, out| scale(ins[0], ins[1], out))
     }
+
+    fn nb201_plane_sums(a: FlexTensor, dy: FlexTensor) -> FlexTensor {
+        let [n, c, _, _] = a.layout().shape().dims();
+        dispatch_dtype!([&a, &dy], vec![n, c, 1, 1], |ins, out| {
+            plane_sums(ins[0], ins[1], out)
+        })
+    }
 }
 
 /// Backward of the tap: `da = dy·(1 + leaf)`, `dleaf = Σ_hw a·dy`.
@@ -111,6 +131,14 @@ impl Backward<Flex, 2> for TapStep {
 }
 
 impl<C: CheckpointStrategy> TapBackend for Autodiff<Flex, C> {
+    fn nb201_plane_sums(a: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
+        let sums = Flex::nb201_plane_sums(a.into_primitive(), dy.into_primitive());
+        ConstantStep
+            .prepare::<C>([])
+            .compute_bound()
+            .stateless(sums)
+    }
+
     fn nb201_tap(a: FloatTensor<Self>, leaf: FloatTensor<Self>) -> FloatTensor<Self> {
         match TapStep
             .prepare::<C>([a.node(), leaf.node()])
