@@ -79,6 +79,7 @@ pub struct Engine {
     backend: Backend,
     precision: Precision,
     device: Device,
+    sweeps: bool,
 }
 
 impl Engine {
@@ -93,6 +94,17 @@ impl Engine {
             backend,
             precision,
             device: device.autodiff(),
+            sweeps: true,
+        }
+    }
+
+    /// This engine with the loss, input-Jacobian and Hessian-gradient passes through autodiff
+    /// even on flex, where they are otherwise backward sweeps sharing one forward
+    /// ([`crate::network::sweep`]): slower, for checking one against the other.
+    pub fn through_autodiff(self) -> Self {
+        Self {
+            sweeps: false,
+            ..self
         }
     }
 
@@ -184,6 +196,7 @@ impl Engine {
             first_batch: &batch,
             data,
             running: &needed,
+            sweeps: self.sweeps && matches!(self.backend, Backend::Flex),
         };
         let mut results = PassResults::default();
         let mut pass_seconds = Vec::new();

@@ -69,8 +69,12 @@ pub struct ForwardConfig<'a> {
 #[derive(Clone, Debug)]
 pub struct ForwardRecord {
     pub(crate) values: Vec<Tensor<4>>,
+    /// The tangents of `values` along the forward's direction (`None`: zero, or no direction).
+    pub(crate) tangents: Vec<Option<Tensor<4>>>,
     /// The forward's logits.
     pub(crate) logits: Tensor<2>,
+    /// Their tangent, when the forward had a direction.
+    pub(crate) logit_tangent: Option<Tensor<2>>,
 }
 
 /// Per-channel statistics of one affine BatchNorm (`[C]` each).
@@ -181,8 +185,8 @@ struct Pass<'a> {
     /// Affine BatchNorms seen so far (indexes `running_stats`).
     affine_seen: usize,
     meco: f64,
-    /// With `record`, the values kept so far.
-    record: Option<Vec<Tensor<4>>>,
+    /// With `record`, the values (and tangents) kept so far.
+    record: Option<Vec<Act<4>>>,
 }
 
 /// Runs the network on `x` (`[N, 3, H, W]`) with parameter tensors `params` (flattened, in
@@ -257,9 +261,14 @@ pub fn forward(
         t: h.t.map(|t| t.mean_dims(&[2, 3]).reshape([n, c])),
     };
     let logits = pass.linear(features, net.classifier);
-    let record = pass.record.map(|values| ForwardRecord {
-        values,
-        logits: logits.v.clone().inner(),
+    let record = pass.record.map(|kept| {
+        let (values, tangents) = kept.into_iter().map(|a| (a.v, a.t)).unzip();
+        ForwardRecord {
+            values,
+            tangents,
+            logits: logits.v.clone().inner(),
+            logit_tangent: logits.t.clone().map(Tensor::inner),
+        }
     });
     ForwardOutput {
         logits: logits.v,
@@ -326,7 +335,10 @@ impl Pass<'_> {
     /// Keeps `x`'s value for the backward sweeps, when recording.
     fn keep(&mut self, x: &Act<4>) {
         if let Some(record) = &mut self.record {
-            record.push(x.v.clone().inner());
+            record.push(Act {
+                v: x.v.clone().inner(),
+                t: x.t.clone().map(Tensor::inner),
+            });
         }
     }
 

@@ -5,6 +5,7 @@
 
 use burn::backend::Dispatch;
 use burn::tensor::Tensor;
+use burn::tensor::activation::softmax;
 
 use super::forward::ForwardRecord;
 use super::ops::conv::{conv2d_input_grad, conv2d_weight_grad};
@@ -24,6 +25,9 @@ pub(crate) struct Wanted {
     pub fisher: bool,
     /// The gradient with respect to the input images.
     pub input: bool,
+    /// The gradients reaching each BatchNorm's output and each convolution's output, for a
+    /// tangent sweep ([`hessian_gradient`]).
+    pub cotangents: bool,
 }
 
 /// A sweep's results, per weight layer in [`Nb201Network::layers`] order where per layer
@@ -35,6 +39,9 @@ pub(crate) struct Swept {
     pub fisher: Vec<Option<Tensor<2>>>,
     /// The gradient with respect to the images (zero where the logits ignore them).
     pub input: Option<Tensor<4>>,
+    /// With `cotangents`, the gradient reaching each BatchNorm's output (times the norm's
+    /// gamma) and each convolution's output, in the sweep's order.
+    pub cotangents: Vec<Option<Tensor<4>>>,
 }
 
 /// Back-propagates `seed` (the gradient of the logits) through `record`, a recorded forward of
@@ -46,7 +53,7 @@ pub(crate) fn backward(
     seed: Tensor<2>,
     wanted: Wanted,
 ) -> Swept {
-    let ForwardRecord { values, logits } = record;
+    let ForwardRecord { values, logits, .. } = record;
     let layers = net.layers().len();
     let mut sweep = Sweep {
         net,
@@ -55,6 +62,7 @@ pub(crate) fn backward(
         wanted,
         weights: vec![None; layers],
         fisher: vec![None; layers],
+        cotangents: Vec::new(),
     };
     // Head: linear (and its tap), global average pool, ReLU, BatchNorm.
     let spec = &net.layers[net.classifier];
@@ -114,6 +122,7 @@ pub(crate) fn backward(
     Swept {
         weights: sweep.weights,
         fisher: sweep.fisher,
+        cotangents: sweep.cotangents,
         input: wanted
             .input
             .then(|| grad.unwrap_or_else(|| image.zeros_like())),
@@ -123,6 +132,25 @@ pub(crate) fn backward(
 /// `v` where the ReLU input `x > 0` (the ReLU's backward; `relu(x)` when `v` is `x`).
 fn relu_mask(x: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as ReluBackend>::nb201_relu_mask(
+        x.into_dispatch(),
+        v.into_dispatch(),
+    ))
+}
+
+/// A BatchNorm's output gradient times its gamma (the gradient of its normalised values).
+fn scale_by_gamma(params: &[Tensor<1>], grad: Tensor<4>, norm: Norm) -> Tensor<4> {
+    match norm {
+        Norm::Plain => grad,
+        Norm::Affine { gamma, .. } => {
+            let c = grad.dims()[1];
+            grad * params[gamma].clone().reshape([1, c, 1, 1])
+        }
+    }
+}
+
+/// `J_x v` for the BatchNorm at input `x`: its tangent, and (being symmetric) its backward.
+fn norm_jacobian(x: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as NormBackend>::nb201_batch_norm_jacobian(
         x.into_dispatch(),
         v.into_dispatch(),
     ))
@@ -144,9 +172,17 @@ struct Sweep<'a> {
     wanted: Wanted,
     weights: Vec<Option<Tensor<1>>>,
     fisher: Vec<Option<Tensor<2>>>,
+    cotangents: Vec<Option<Tensor<4>>>,
 }
 
 impl Sweep<'_> {
+    /// Keeps a gradient for a tangent sweep, when wanted.
+    fn keep(&mut self, grad: Option<&Tensor<4>>) {
+        if self.wanted.cotangents {
+            self.cotangents.push(grad.cloned());
+        }
+    }
+
     fn pop(&mut self) -> Tensor<4> {
         self.values
             .pop()
@@ -158,20 +194,12 @@ impl Sweep<'_> {
     fn norm(&mut self, grad: Option<Tensor<4>>, norm: Norm) -> (Tensor<4>, Option<Tensor<4>>) {
         let input = self.pop();
         let Some(grad) = grad else {
+            self.keep(None);
             return (input, None);
         };
-        let grad = match norm {
-            Norm::Plain => grad,
-            Norm::Affine { gamma, .. } => {
-                let c = grad.dims()[1];
-                grad * self.params[gamma].clone().reshape([1, c, 1, 1])
-            }
-        };
-        // The norm's Jacobian is symmetric: its backward is its tangent.
-        let grad = Tensor::from_dispatch(<Dispatch as NormBackend>::nb201_batch_norm_jacobian(
-            input.clone().into_dispatch(),
-            grad.into_dispatch(),
-        ));
+        let grad = scale_by_gamma(self.params, grad, norm);
+        self.keep(Some(&grad));
+        let grad = norm_jacobian(input.clone(), grad);
         (input, Some(grad))
     }
 
@@ -204,6 +232,7 @@ impl Sweep<'_> {
         to_input: bool,
     ) -> Option<Tensor<4>> {
         let input = self.pop();
+        self.keep(grad.as_ref());
         let grad = grad?;
         let spec = &self.net.layers[layer];
         let LayerKind::Conv {
@@ -220,7 +249,7 @@ impl Sweep<'_> {
             .reshape([c_out, c_in, kernel, kernel]);
         if self.wanted.weights {
             let dw = conv2d_weight_grad(
-                input.clone(),
+                (input.clone(), input.clone()),
                 weight.clone(),
                 grad.clone(),
                 relu_first,
@@ -255,6 +284,219 @@ impl Sweep<'_> {
                     EdgeOp::Skip => grad,
                     EdgeOp::AvgPool => grad.map(avg_pool_3x3_adjoint),
                     EdgeOp::Conv(layer) => self.relu_conv_norm(grad, (layer, Norm::Plain)),
+                };
+                nodes[edge.from] = add(nodes[edge.from].take(), back);
+            }
+        }
+        nodes[0].take()
+    }
+}
+
+/// The Hessian-vector product `H g` over the weight layers (each layer's part, in the
+/// flattened shape of its weight; `None` where nothing reached it), by forward-over-reverse:
+/// the tangent along `direction` (`g`, per layer) of the loss's backward sweep. `record` is a
+/// recorded forward along `direction` (values and tangents), `cotangents` the loss sweep's
+/// kept gradients ([`Wanted::cotangents`]) and `one_hot` the labels. The tangent of each
+/// backward step reads the primal gradient the loss sweep passed through it:
+/// - a convolution `y = W * x`: `d(dW) = d(dy) ⊗ x + dy ⊗ dx`, `d(dx) = Wᵀ d(dy) + gᵀ dy`
+///   (masked by the fused ReLU's constant mask);
+/// - a BatchNorm: `d(dx) = J_x d(dy) + ∇_x <dy, J_x dx>`;
+/// - the loss: `d(dL/dz) = (p ⊙ (dz - <p, dz>)) / N`, `p` the softmax.
+pub(crate) fn hessian_gradient(
+    net: &Nb201Network,
+    params: &[Tensor<1>],
+    direction: &[Tensor<1>],
+    record: ForwardRecord,
+    cotangents: Vec<Option<Tensor<4>>>,
+    one_hot: Tensor<2>,
+) -> Vec<Option<Tensor<1>>> {
+    let ForwardRecord {
+        values,
+        tangents,
+        logits,
+        logit_tangent,
+    } = record;
+    let mut sweep = TangentSweep {
+        net,
+        params,
+        direction,
+        values: values.into_iter().zip(tangents).collect(),
+        cotangents: cotangents.into_iter(),
+        hg: vec![None; net.layers().len()],
+    };
+    let n = logits.dims()[0];
+    let p = softmax(logits, 1);
+    let grad = (p.clone() - one_hot).div_scalar(n as f64);
+    let z_dot = logit_tangent.expect("a forward along a direction has the logits' tangent");
+    let centred = z_dot.clone() - (p.clone() * z_dot).sum_dim(1);
+    let grad_dot = (p * centred).div_scalar(n as f64);
+    // Head: linear, global average pool, ReLU, BatchNorm.
+    let spec = &net.layers[net.classifier];
+    let LayerKind::Linear { d_in, d_out } = spec.kind else {
+        unreachable!("the classifier is linear")
+    };
+    let (x, x_dot) = sweep.pop();
+    let [_, c, h, w] = x.dims();
+    let pool = |t: Tensor<4>| t.mean_dims(&[2, 3]).reshape([n, c]);
+    let features = pool(relu_mask(x.clone(), x.clone()));
+    let mut hg = grad_dot.clone().transpose().matmul(features);
+    if let Some(t) = x_dot {
+        let features_dot = pool(relu_mask(x.clone(), t));
+        hg = hg + grad.clone().transpose().matmul(features_dot);
+    }
+    sweep.hg[net.classifier] = Some(hg.reshape([d_out * d_in]));
+    let weight = params[spec.weight].clone().reshape([d_out, d_in]);
+    let g = direction[net.classifier].clone().reshape([d_out, d_in]);
+    let back = grad_dot.matmul(weight) + grad.matmul(g);
+    let spread = back
+        .reshape([n, c, 1, 1])
+        .div_scalar((h * w) as f64)
+        .expand([n, c, h, w]);
+    let mut dot = Some(relu_mask(x, spread));
+    dot = sweep.norm(dot, net.head_norm);
+    for block in net.blocks.iter().rev() {
+        dot = match block {
+            Block::Cell(ops) => sweep.cell(dot, ops),
+            Block::Reduction {
+                conv_a,
+                conv_b,
+                shortcut,
+            } => {
+                sweep.pop(); // the shortcut's output, for fisher
+                let through_shortcut = sweep.conv(dot.clone(), *shortcut, false, true).map(|g| {
+                    let [n, c, h, w] = g.dims();
+                    g.reshape([n, c, h, 1, w, 1])
+                        .expand([n, c, h, 2, w, 2])
+                        .reshape([n, c, 2 * h, 2 * w])
+                        .div_scalar(4.0)
+                });
+                let b = sweep.relu_conv_norm(dot, *conv_b);
+                let through_convs = sweep.relu_conv_norm(b, *conv_a);
+                add(through_shortcut, through_convs)
+            }
+        };
+    }
+    let (stem_conv, stem_norm) = net.stem;
+    let dot = sweep.norm(dot, stem_norm);
+    sweep.conv(dot, stem_conv, false, false);
+    debug_assert!(sweep.values.is_empty(), "every recorded value read");
+    debug_assert!(
+        sweep.cotangents.next().is_none(),
+        "every kept gradient read"
+    );
+    sweep.hg
+}
+
+struct TangentSweep<'a> {
+    net: &'a Nb201Network,
+    params: &'a [Tensor<1>],
+    direction: &'a [Tensor<1>],
+    /// The recorded values and their tangents not read yet (read from the end).
+    values: Vec<(Tensor<4>, Option<Tensor<4>>)>,
+    /// The loss sweep's gradients, in its order (which is this sweep's).
+    cotangents: std::vec::IntoIter<Option<Tensor<4>>>,
+    hg: Vec<Option<Tensor<1>>>,
+}
+
+impl TangentSweep<'_> {
+    fn pop(&mut self) -> (Tensor<4>, Option<Tensor<4>>) {
+        self.values
+            .pop()
+            .expect("the record holds one value per recorded op")
+    }
+
+    fn cotangent(&mut self) -> Option<Tensor<4>> {
+        self.cotangents
+            .next()
+            .expect("the loss sweep kept one gradient per step")
+    }
+
+    /// The tangent of the backward through a BatchNorm.
+    fn norm(&mut self, dot: Option<Tensor<4>>, norm: Norm) -> Option<Tensor<4>> {
+        let (x, x_dot) = self.pop();
+        let grad = self.cotangent();
+        let mut out = dot.map(|d| norm_jacobian(x.clone(), scale_by_gamma(self.params, d, norm)));
+        if let (Some(t), Some(b)) = (x_dot, grad) {
+            let through_x = Tensor::from_dispatch(
+                <Dispatch as NormBackend>::nb201_batch_norm_tangent_backward(
+                    x.into_dispatch(),
+                    t.into_dispatch(),
+                    b.into_dispatch(),
+                ),
+            );
+            out = add(out, Some(through_x));
+        }
+        out
+    }
+
+    /// The tangent of the backward through convolution `layer` (after a fused ReLU when
+    /// `relu_first`): its weight's part of `H g`, and, when `to_input`, what reaches its input.
+    fn conv(
+        &mut self,
+        dot: Option<Tensor<4>>,
+        layer: usize,
+        relu_first: bool,
+        to_input: bool,
+    ) -> Option<Tensor<4>> {
+        let (x, x_dot) = self.pop();
+        let grad = self.cotangent();
+        let spec = &self.net.layers[layer];
+        let LayerKind::Conv {
+            c_in,
+            c_out,
+            kernel,
+            stride,
+        } = spec.kind
+        else {
+            unreachable!("layer {} is not a convolution", spec.name)
+        };
+        let shape = [c_out, c_in, kernel, kernel];
+        let weight = self.params[spec.weight].clone().reshape(shape);
+        let g = self.direction[layer].clone().reshape(shape);
+        let weight_grad = |input: Tensor<4>, grad: &Tensor<4>| {
+            conv2d_weight_grad(
+                (x.clone(), input),
+                weight.clone(),
+                grad.clone(),
+                relu_first,
+                stride,
+            )
+        };
+        let mut hg = dot.as_ref().map(|d| weight_grad(x.clone(), d));
+        if let (Some(t), Some(b)) = (&x_dot, &grad) {
+            hg = add(hg, Some(weight_grad(t.clone(), b)));
+        }
+        self.hg[layer] = hg.map(|h| h.reshape([c_out * c_in * kernel * kernel]));
+        if !to_input {
+            return None;
+        }
+        let back =
+            |w: Tensor<4>, d: Tensor<4>| conv2d_input_grad(x.clone(), w, d, relu_first, stride);
+        let through_weight = dot.map(|d| back(weight.clone(), d));
+        add(through_weight, grad.map(|b| back(g, b)))
+    }
+
+    fn relu_conv_norm(
+        &mut self,
+        dot: Option<Tensor<4>>,
+        (layer, norm): (usize, Norm),
+    ) -> Option<Tensor<4>> {
+        let dot = self.norm(dot, norm);
+        self.conv(dot, layer, true, true)
+    }
+
+    fn cell(&mut self, dot: Option<Tensor<4>>, ops: &[Option<EdgeOp>; 6]) -> Option<Tensor<4>> {
+        let mut nodes: [Option<Tensor<4>>; 4] = [None, None, None, dot];
+        for node in (1..4).rev() {
+            for (edge, op) in EDGES.iter().zip(ops).rev() {
+                let (true, Some(op)) = (edge.to == node, op) else {
+                    continue;
+                };
+                let dot = nodes[node].clone();
+                let back = match *op {
+                    EdgeOp::Skip => dot,
+                    EdgeOp::AvgPool => dot.map(avg_pool_3x3_adjoint),
+                    EdgeOp::Conv(layer) => self.relu_conv_norm(dot, (layer, Norm::Plain)),
                 };
                 nodes[edge.from] = add(nodes[edge.from].take(), back);
             }

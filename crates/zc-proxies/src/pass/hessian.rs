@@ -1,21 +1,55 @@
 //! GraSP's Hessian-gradient pass: `H g` with `g` the loss pass's gradient.
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 
-use super::{PassCx, device_params, inputs, layer_grads, one_hot};
+use super::{PassCx, PassResults, device_params, inputs, layer_grads, one_hot, to_host};
 use crate::ProxyError;
 use crate::network::forward::{ForwardConfig, NormMode, cross_entropy_tangent, forward};
+use crate::network::sweep::hessian_gradient;
 
-/// Hessian-vector product `H g` over the conv/linear weights, by back-propagating the forward-mode
-/// tangent of the loss along `direction` (the loss gradient, held constant).
-pub(super) fn run(cx: &PassCx<'_>, direction: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, ProxyError> {
-    let (net, weights, device, batch) = (cx.net, cx.weights, cx.device, cx.first_batch);
+/// Hessian-vector product `H g` over the conv/linear weights, `g` = `direction` (the loss
+/// gradient). On flex, when the loss pass kept its backward sweep's gradients (`done`): the
+/// tangent of that sweep along `g` (forward-over-reverse), after a forward along `g`. Else (and
+/// on other backends) by back-propagating the forward-mode tangent of the loss along `g` through
+/// autodiff (reverse-over-forward). Both are exact.
+pub(super) fn run(
+    cx: &PassCx<'_>,
+    done: &PassResults,
+    direction: &[Vec<f64>],
+) -> Result<Vec<Vec<f64>>, ProxyError> {
+    let (net, weights, batch) = (cx.net, cx.weights, cx.first_batch);
     let dtype = cx.precision.dtype();
+    let on = |device: &Device| -> Vec<Tensor<1>> {
+        direction
+            .iter()
+            .map(|d| Tensor::from_data(TensorData::new(d.clone(), [d.len()]), (device, dtype)))
+            .collect()
+    };
+    if let Some(cotangents) = done.take_cotangents() {
+        let device = cx.device.clone().inner();
+        let params = device_params(net, weights, &device, dtype, false, false);
+        let direction = on(&device);
+        let config = ForwardConfig {
+            direction: Some(&direction),
+            record: true,
+            ..ForwardConfig::new(NormMode::All)
+        };
+        let out = forward(net, &params, inputs(batch, &device, dtype), config);
+        let record = out.record.expect("a recorded forward keeps its record");
+        let one_hot = one_hot(batch, net.num_classes(), &device, dtype);
+        let hg = hessian_gradient(net, &params, &direction, record, cotangents, one_hot);
+        return Ok(net
+            .layers()
+            .iter()
+            .zip(hg)
+            .map(|(layer, hg)| {
+                hg.map_or_else(|| vec![0.0; params[layer.weight].dims()[0]], to_host)
+            })
+            .collect());
+    }
+    let device = cx.device;
     let params = device_params(net, weights, device, dtype, false, true);
-    let direction: Vec<Tensor<1>> = direction
-        .iter()
-        .map(|d| Tensor::from_data(TensorData::new(d.clone(), [d.len()]), (device, dtype)))
-        .collect();
+    let direction = on(device);
     let config = ForwardConfig {
         direction: Some(&direction),
         ..ForwardConfig::new(NormMode::All)

@@ -33,6 +33,7 @@ pub(super) fn run(cx: &PassCx<'_>, done: &PassResults) -> Result<InputJacobian, 
             weights: false,
             fisher: false,
             input: true,
+            cotangents: false,
         };
         let gradient = backward(net, &params, record, seed, wanted).input;
         return Ok(InputJacobian {

@@ -8,7 +8,6 @@ use super::{PassCx, PassKind, PassResults, device_params, inputs, layer_grads, o
 use crate::ProxyError;
 use crate::network::Minibatch;
 use crate::network::forward::{ForwardConfig, NormMode, cross_entropy, forward};
-use crate::network::ops::is_flex;
 use crate::network::sweep::{Wanted, backward};
 
 /// Result of the loss pass.
@@ -22,9 +21,10 @@ pub struct LossGradients {
 }
 
 /// Forward + backward of the loss on minibatch `stream`; with `fisher`, also the per-layer
-/// fisher channel sums. On flex, a recorded forward and a backward sweep over it; the record of
-/// the usual minibatch is kept in `done` when the input-Jacobian pass runs too (it is that
-/// pass's forward as well). Elsewhere, autodiff.
+/// fisher channel sums. On flex, a recorded forward and a backward sweep over it; on the usual
+/// minibatch, the record is kept in `done` when the input-Jacobian pass runs too (it is that
+/// pass's forward as well), and the sweep's gradients when the Hessian-gradient pass does
+/// (it runs the tangent of this sweep). Elsewhere (or with [`PassCx::sweeps`] off), autodiff.
 pub(super) fn run(
     cx: &PassCx<'_>,
     done: &PassResults,
@@ -33,7 +33,7 @@ pub(super) fn run(
 ) -> Result<LossGradients, ProxyError> {
     let batch = cx.batch(stream)?;
     let batch = batch.as_ref();
-    if !is_flex(cx.device) {
+    if !cx.sweeps {
         return Ok(by_autodiff(cx, batch, fisher));
     }
     let (net, dtype) = (cx.net, cx.precision.dtype());
@@ -48,15 +48,20 @@ pub(super) fn run(
     // The gradient of the mean cross-entropy with respect to the logits.
     let one_hot = one_hot(batch, net.num_classes(), &device, dtype);
     let seed = (softmax(out.logits, 1) - one_hot).div_scalar(batch.batch_size as f64);
-    if stream == 0 && cx.running.contains(&PassKind::InputJacobian) {
+    let shared = stream == 0;
+    if shared && cx.running.contains(&PassKind::InputJacobian) {
         done.keep_record(record.clone());
     }
     let wanted = Wanted {
         weights: true,
         fisher,
         input: false,
+        cotangents: shared && cx.running.contains(&PassKind::HessianGradient),
     };
     let swept = backward(net, &params, record, seed, wanted);
+    if wanted.cotangents {
+        done.keep_cotangents(swept.cotangents);
+    }
     let grads = net
         .layers()
         .iter()

@@ -102,7 +102,8 @@ impl PassKind {
             PassKind::FisherTaps => PassOutput::Loss(loss::run(cx, done, 0, true)?),
             PassKind::Loss => PassOutput::Loss(loss::run(cx, done, 0, false)?),
             PassKind::HessianGradient => {
-                PassOutput::HessianGradient(hessian::run(cx, &done.loss(PassKind::Loss)?.grads)?)
+                let direction = &done.loss(PassKind::Loss)?.grads;
+                PassOutput::HessianGradient(hessian::run(cx, done, direction)?)
             }
             PassKind::InputJacobian => PassOutput::Jacobian(jacobian::run(cx, done)?),
             PassKind::Synflow => PassOutput::Synflow(synflow::run(cx, NormMode::ReductionOnly)),
@@ -167,6 +168,9 @@ pub struct PassCx<'a> {
     pub data: &'a dyn BatchSource,
     /// The kinds that run for this cell: a pass keeps what a later one can share.
     pub running: &'a BTreeSet<PassKind>,
+    /// Run the loss pass as a recorded forward and backward sweeps that later passes share
+    /// (flex only), rather than through autodiff.
+    pub sweeps: bool,
 }
 
 impl PassCx<'_> {
@@ -206,6 +210,8 @@ pub struct PassResults {
     outputs: std::collections::BTreeMap<PassKind, PassOutput>,
     /// The loss pass's recorded forward, until the input-Jacobian pass takes it.
     record: RefCell<Option<ForwardRecord>>,
+    /// The loss pass's backward-sweep gradients, until the Hessian-gradient pass takes them.
+    cotangents: RefCell<Option<Vec<Option<Tensor<4>>>>>,
 }
 
 impl PassResults {
@@ -222,6 +228,16 @@ impl PassResults {
     /// once the taker is done).
     fn take_record(&self) -> Option<ForwardRecord> {
         self.record.borrow_mut().take()
+    }
+
+    /// Keeps the loss sweep's gradients for the Hessian-gradient pass.
+    fn keep_cotangents(&self, cotangents: Vec<Option<Tensor<4>>>) {
+        *self.cotangents.borrow_mut() = Some(cotangents);
+    }
+
+    /// The loss sweep's gradients, if the loss pass kept them (taken).
+    fn take_cotangents(&self) -> Option<Vec<Option<Tensor<4>>>> {
+        self.cotangents.borrow_mut().take()
     }
 
     /// The result of `kind`, or of the kind that ran in its place ([`PassKind::also_serves`]).

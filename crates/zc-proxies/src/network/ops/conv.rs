@@ -54,9 +54,10 @@ pub trait ConvBackend: Backend {
     ) -> FloatTensor<Self>;
 
     /// The gradient reaching `weight` through `conv2d(input, weight)` (through
-    /// `conv2d(relu(input), weight)` when `relu_first`) from the output gradient `grad`, for
-    /// backward sweeps outside autodiff: the result is a constant.
+    /// `conv2d(input·[mask > 0], weight)` when `relu_first`) from the output gradient `grad`,
+    /// for backward sweeps outside autodiff: the result is a constant.
     fn nb201_conv_weight_grad(
+        mask: FloatTensor<Self>,
         input: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         grad: FloatTensor<Self>,
@@ -127,11 +128,11 @@ pub(crate) fn conv2d_input_grad(
     )
 }
 
-/// The gradient reaching `weight` through [`conv2d`] (through [`masked_conv2d`] of `input` by
-/// itself when `relu_first`) from the output gradient `grad`: flex's kernels, for the backward
-/// sweeps of [`crate::network::sweep`] (flex only).
+/// The gradient reaching `weight` through [`conv2d`] of `input` (through [`masked_conv2d`] of
+/// `input` masked by `mask` when `relu_first`) from the output gradient `grad`: flex's
+/// kernels, for the backward sweeps of [`crate::network::sweep`] (flex only).
 pub(crate) fn conv2d_weight_grad(
-    input: Tensor<4>,
+    (mask, input): (Tensor<4>, Tensor<4>),
     weight: Tensor<4>,
     grad: Tensor<4>,
     relu_first: bool,
@@ -140,6 +141,7 @@ pub(crate) fn conv2d_weight_grad(
     let pad = weight.dims()[2] / 2;
     Tensor::from_dispatch(
         <burn::backend::Dispatch as ConvBackend>::nb201_conv_weight_grad(
+            mask.into_dispatch(),
             input.into_dispatch(),
             weight.into_dispatch(),
             grad.into_dispatch(),
@@ -206,6 +208,7 @@ impl ConvBackend for Flex {
     }
 
     fn nb201_conv_weight_grad(
+        mask: FlexTensor,
         input: FlexTensor,
         weight: FlexTensor,
         grad: FlexTensor,
@@ -213,7 +216,7 @@ impl ConvBackend for Flex {
         stride: usize,
         pad: usize,
     ) -> FlexTensor {
-        let mask = relu_first.then_some(&input);
+        let mask = relu_first.then_some(&mask);
         backward_weight(&input, mask, &weight, &grad, stride, pad)
     }
 }
@@ -344,6 +347,7 @@ impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
     }
 
     fn nb201_conv_weight_grad(
+        mask: FloatTensor<Self>,
         input: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         grad: FloatTensor<Self>,
@@ -352,6 +356,7 @@ impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
         pad: usize,
     ) -> FloatTensor<Self> {
         let dw = Flex::nb201_conv_weight_grad(
+            mask.into_primitive(),
             input.into_primitive(),
             weight.into_primitive(),
             grad.into_primitive(),

@@ -12,7 +12,7 @@ use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::{DType, FloatDType, Tensor};
 
 use super::norm_kernel::{self as kernel, Dims, Stats};
-use super::{is_flex, run_typed};
+use super::{ConstantStep, is_flex, run_typed};
 use crate::network::BN_EPS;
 
 /// The batch norm as a backend extension (flex kernels; autodiff's backward built on them).
@@ -24,6 +24,14 @@ pub trait NormBackend: Backend {
     /// The norm's Jacobian at `x` applied to `v` (its tangent along `v`, and, being symmetric,
     /// its backward of `v`).
     fn nb201_batch_norm_jacobian(x: FloatTensor<Self>, v: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// `∇_x <b, J_x t>`, for backward sweeps outside autodiff (a constant): what a tangent `t`
+    /// of the input adds to the backward of `b`.
+    fn nb201_batch_norm_tangent_backward(
+        x: FloatTensor<Self>,
+        t: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
 }
 
 /// The batch norm of `x` (batch statistics, no affine) and its tangent along `t`: the kernels on
@@ -154,6 +162,14 @@ impl NormBackend for Flex {
     fn nb201_batch_norm_jacobian(x: FlexTensor, v: FlexTensor) -> FlexTensor {
         jacobian(&x, &v, &channel_stats(&x))
     }
+
+    fn nb201_batch_norm_tangent_backward(
+        x: FlexTensor,
+        t: FlexTensor,
+        b: FlexTensor,
+    ) -> FlexTensor {
+        tangent_backward(&x, &t, &b, &channel_stats(&x))
+    }
 }
 
 /// Backward of the norm: `dx = J_x dy`.
@@ -207,6 +223,19 @@ impl Backward<Flex, 2> for JacobianStep {
 }
 
 impl<C: CheckpointStrategy> NormBackend for Autodiff<Flex, C> {
+    fn nb201_batch_norm_tangent_backward(
+        x: FloatTensor<Self>,
+        t: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let out = Flex::nb201_batch_norm_tangent_backward(
+            x.into_primitive(),
+            t.into_primitive(),
+            b.into_primitive(),
+        );
+        ConstantStep.prepare::<C>([]).compute_bound().stateless(out)
+    }
+
     fn nb201_batch_norm(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let stats = channel_stats(x.primitive());
         match NormStep.prepare::<C>([x.node()]).compute_bound().stateful() {
