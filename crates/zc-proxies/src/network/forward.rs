@@ -69,11 +69,12 @@ pub struct ForwardConfig<'a> {
 #[derive(Clone, Debug)]
 pub struct ForwardRecord {
     pub(crate) values: Vec<Tensor<4>>,
-    /// The tangents of `values` along the forward's direction (`None`: zero, or no direction).
+    /// The tangents of `values` along a direction, once [`super::sweep::tangent_forward`]
+    /// has filled them in (`None`: zero).
     pub(crate) tangents: Vec<Option<Tensor<4>>>,
     /// The forward's logits.
     pub(crate) logits: Tensor<2>,
-    /// Their tangent, when the forward had a direction.
+    /// Their tangent, with the values' tangents.
     pub(crate) logit_tangent: Option<Tensor<2>>,
 }
 
@@ -185,8 +186,8 @@ struct Pass<'a> {
     /// Affine BatchNorms seen so far (indexes `running_stats`).
     affine_seen: usize,
     meco: f64,
-    /// With `record`, the values (and tangents) kept so far.
-    record: Option<Vec<Act<4>>>,
+    /// With `record`, the values kept so far.
+    record: Option<Vec<Tensor<4>>>,
 }
 
 /// Runs the network on `x` (`[N, 3, H, W]`) with parameter tensors `params` (flattened, in
@@ -261,14 +262,11 @@ pub fn forward(
         t: h.t.map(|t| t.mean_dims(&[2, 3]).reshape([n, c])),
     };
     let logits = pass.linear(features, net.classifier);
-    let record = pass.record.map(|kept| {
-        let (values, tangents) = kept.into_iter().map(|a| (a.v, a.t)).unzip();
-        ForwardRecord {
-            values,
-            tangents,
-            logits: logits.v.clone().inner(),
-            logit_tangent: logits.t.clone().map(Tensor::inner),
-        }
+    let record = pass.record.map(|values| ForwardRecord {
+        values,
+        tangents: Vec::new(),
+        logits: logits.v.clone().inner(),
+        logit_tangent: None,
     });
     ForwardOutput {
         logits: logits.v,
@@ -302,7 +300,7 @@ pub fn cross_entropy_tangent(
 
 /// 2x2 average pool, stride 2 (even sizes): a reshape and a mean, much faster on the CPU
 /// backend than its generic pooling kernel.
-fn avg_pool_2x2(x: Tensor<4>) -> Tensor<4> {
+pub(crate) fn avg_pool_2x2(x: Tensor<4>) -> Tensor<4> {
     let [n, c, h, w] = x.dims();
     x.reshape([n, c, h / 2, 2, w / 2, 2])
         .mean_dims(&[3, 5])
@@ -335,10 +333,7 @@ impl Pass<'_> {
     /// Keeps `x`'s value for the backward sweeps, when recording.
     fn keep(&mut self, x: &Act<4>) {
         if let Some(record) = &mut self.record {
-            record.push(Act {
-                v: x.v.clone().inner(),
-                t: x.t.clone().map(Tensor::inner),
-            });
+            record.push(x.v.clone().inner());
         }
     }
 

@@ -7,10 +7,10 @@ use burn::backend::Dispatch;
 use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
 
-use super::forward::ForwardRecord;
-use super::ops::conv::{conv2d_input_grad, conv2d_weight_grad};
+use super::forward::{ForwardRecord, avg_pool_2x2};
+use super::ops::conv::{conv2d, conv2d_input_grad, conv2d_weight_grad, masked_conv2d};
 use super::ops::norm::NormBackend;
-use super::ops::pool::avg_pool_3x3_adjoint;
+use super::ops::pool::{avg_pool_3x3, avg_pool_3x3_adjoint};
 use super::ops::relu::ReluBackend;
 use super::ops::tap::tap_plane_sums;
 use super::{Block, EdgeOp, LayerKind, Nb201Network, Norm};
@@ -502,5 +502,142 @@ impl TangentSweep<'_> {
             }
         }
         nodes[0].take()
+    }
+}
+
+/// Fills in `record`'s tangents along `direction` (per weight layer): a forward that carries
+/// only the tangent, reading the recorded values where the forward along the direction
+/// would recompute them. Each convolution's tangent is `W * dx + g * x` (after the fused ReLU,
+/// whose mask the recorded input gives), each BatchNorm's `J_x dx`.
+pub(crate) fn tangent_forward(
+    net: &Nb201Network,
+    params: &[Tensor<1>],
+    direction: &[Tensor<1>],
+    record: &mut ForwardRecord,
+) {
+    let mut pass = TangentForward {
+        net,
+        params,
+        direction,
+        values: &record.values,
+        tangents: Vec::with_capacity(record.values.len()),
+    };
+    let (stem_conv, stem_norm) = net.stem;
+    let mut t = pass.conv(None, stem_conv, false);
+    t = pass.norm(t, stem_norm);
+    for block in &net.blocks {
+        t = match block {
+            Block::Cell(ops) => pass.cell(t, ops),
+            Block::Reduction {
+                conv_a,
+                conv_b,
+                shortcut,
+            } => {
+                let a = pass.relu_conv_norm(t.clone(), *conv_a);
+                let b = pass.relu_conv_norm(a, *conv_b);
+                let shortcut = pass.conv(t.map(avg_pool_2x2), *shortcut, false);
+                pass.keep(shortcut.clone());
+                add(shortcut, b)
+            }
+        };
+    }
+    t = pass.norm(t, net.head_norm);
+    let x = pass.keep(t.clone());
+    let spec = &net.layers[net.classifier];
+    let LayerKind::Linear { d_in, d_out } = spec.kind else {
+        unreachable!("the classifier is linear")
+    };
+    let [n, c, _, _] = x.dims();
+    let pool = |t: Tensor<4>| t.mean_dims(&[2, 3]).reshape([n, c]);
+    let features = pool(relu_mask(x.clone(), x.clone()));
+    let g = direction[net.classifier].clone().reshape([d_out, d_in]);
+    let mut logit_tangent = features.matmul(g.transpose());
+    if let Some(t) = t {
+        let weight = params[spec.weight].clone().reshape([d_out, d_in]);
+        logit_tangent = logit_tangent + pool(relu_mask(x, t)).matmul(weight.transpose());
+    }
+    record.tangents = pass.tangents;
+    record.logit_tangent = Some(logit_tangent);
+}
+
+struct TangentForward<'a> {
+    net: &'a Nb201Network,
+    params: &'a [Tensor<1>],
+    direction: &'a [Tensor<1>],
+    values: &'a [Tensor<4>],
+    /// The tangents of the values read so far.
+    tangents: Vec<Option<Tensor<4>>>,
+}
+
+impl TangentForward<'_> {
+    /// Records `t` as the next value's tangent; returns that value.
+    fn keep(&mut self, t: Option<Tensor<4>>) -> Tensor<4> {
+        let x = self.values[self.tangents.len()].clone();
+        self.tangents.push(t);
+        x
+    }
+
+    fn norm(&mut self, t: Option<Tensor<4>>, norm: Norm) -> Option<Tensor<4>> {
+        let x = self.keep(t.clone());
+        let t = norm_jacobian(x, t?);
+        Some(match norm {
+            Norm::Plain => t,
+            Norm::Affine { gamma, .. } => {
+                let c = t.dims()[1];
+                t * self.params[gamma].clone().reshape([1, c, 1, 1])
+            }
+        })
+    }
+
+    fn conv(&mut self, t: Option<Tensor<4>>, layer: usize, relu_first: bool) -> Option<Tensor<4>> {
+        let x = self.keep(t.clone());
+        let spec = &self.net.layers[layer];
+        let LayerKind::Conv {
+            c_in,
+            c_out,
+            kernel,
+            stride,
+        } = spec.kind
+        else {
+            unreachable!("layer {} is not a convolution", spec.name)
+        };
+        let shape = [c_out, c_in, kernel, kernel];
+        let conv = |a: Tensor<4>, w: Tensor<4>| match relu_first {
+            true => masked_conv2d(x.clone(), a, w, stride),
+            false => conv2d(a, w, stride),
+        };
+        let along_weight = conv(x.clone(), self.direction[layer].clone().reshape(shape));
+        let along_input = t.map(|t| conv(t, self.params[spec.weight].clone().reshape(shape)));
+        add(Some(along_weight), along_input)
+    }
+
+    fn relu_conv_norm(
+        &mut self,
+        t: Option<Tensor<4>>,
+        (layer, norm): (usize, Norm),
+    ) -> Option<Tensor<4>> {
+        let t = self.conv(t, layer, true);
+        self.norm(t, norm)
+    }
+
+    fn cell(&mut self, t: Option<Tensor<4>>, ops: &[Option<EdgeOp>; 6]) -> Option<Tensor<4>> {
+        let mut nodes: Vec<Option<Tensor<4>>> = vec![t];
+        for node in 1..4 {
+            let mut sum = None;
+            for (edge, op) in EDGES.iter().zip(ops) {
+                let (true, Some(op)) = (edge.to == node, op) else {
+                    continue;
+                };
+                let input = nodes[edge.from].clone();
+                let out = match *op {
+                    EdgeOp::Skip => input,
+                    EdgeOp::AvgPool => input.map(avg_pool_3x3),
+                    EdgeOp::Conv(layer) => self.relu_conv_norm(input, (layer, Norm::Plain)),
+                };
+                sum = add(sum, out);
+            }
+            nodes.push(sum);
+        }
+        nodes.pop().expect("four nodes")
     }
 }

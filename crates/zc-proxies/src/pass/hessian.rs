@@ -5,13 +5,14 @@ use burn::tensor::{Device, Tensor, TensorData};
 use super::{PassCx, PassResults, device_params, inputs, layer_grads, one_hot, to_host};
 use crate::ProxyError;
 use crate::network::forward::{ForwardConfig, NormMode, cross_entropy_tangent, forward};
-use crate::network::sweep::hessian_gradient;
+use crate::network::sweep::{hessian_gradient, tangent_forward};
 
 /// Hessian-vector product `H g` over the conv/linear weights, `g` = `direction` (the loss
-/// gradient). On flex, when the loss pass kept its backward sweep's gradients (`done`): the
-/// tangent of that sweep along `g` (forward-over-reverse), after a forward along `g`. Else (and
-/// on other backends) by back-propagating the forward-mode tangent of the loss along `g` through
-/// autodiff (reverse-over-forward). Both are exact.
+/// gradient). On flex, when the loss pass kept its recorded forward and its backward sweep's
+/// gradients (`done`): the tangent of that sweep along `g` (forward-over-reverse), after the
+/// tangent of the recorded forward. Else (and on other backends) by back-propagating the
+/// forward-mode tangent of the loss along `g` through autodiff (reverse-over-forward). Both
+/// are exact.
 pub(super) fn run(
     cx: &PassCx<'_>,
     done: &PassResults,
@@ -25,17 +26,11 @@ pub(super) fn run(
             .map(|d| Tensor::from_data(TensorData::new(d.clone(), [d.len()]), (device, dtype)))
             .collect()
     };
-    if let Some(cotangents) = done.take_cotangents() {
+    if let (Some(mut record), Some(cotangents)) = (done.record(true), done.take_cotangents()) {
         let device = cx.device.clone().inner();
         let params = device_params(net, weights, &device, dtype, false, false);
         let direction = on(&device);
-        let config = ForwardConfig {
-            direction: Some(&direction),
-            record: true,
-            ..ForwardConfig::new(NormMode::All)
-        };
-        let out = forward(net, &params, inputs(batch, &device, dtype), config);
-        let record = out.record.expect("a recorded forward keeps its record");
+        tangent_forward(net, &params, &direction, &mut record);
         let one_hot = one_hot(batch, net.num_classes(), &device, dtype);
         let hg = hessian_gradient(net, &params, &direction, record, cotangents, one_hot);
         return Ok(net

@@ -2,7 +2,7 @@
 
 use burn::tensor::Tensor;
 
-use super::{PassCx, PassResults, device_params, inputs, to_host};
+use super::{PassCx, PassKind, PassResults, device_params, inputs, to_host};
 use crate::ProxyError;
 use crate::network::forward::{ForwardConfig, NormMode, forward};
 use crate::network::sweep::{Wanted, backward};
@@ -26,7 +26,8 @@ pub(super) fn run(cx: &PassCx<'_>, done: &PassResults) -> Result<InputJacobian, 
     let rows = batch.batch_size;
     let cols = 3 * batch.resolution * batch.resolution;
     let params = device_params(net, weights, device, dtype, false, false);
-    if let Some(record) = done.take_record() {
+    let last = !cx.running.contains(&PassKind::HessianGradient);
+    if let Some(record) = done.record(last) {
         let params: Vec<Tensor<1>> = params.into_iter().map(Tensor::inner).collect();
         let seed = Tensor::ones([rows, net.num_classes()], (&device.clone().inner(), dtype));
         let wanted = Wanted {

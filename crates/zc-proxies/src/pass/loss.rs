@@ -22,9 +22,9 @@ pub struct LossGradients {
 
 /// Forward + backward of the loss on minibatch `stream`; with `fisher`, also the per-layer
 /// fisher channel sums. On flex, a recorded forward and a backward sweep over it; on the usual
-/// minibatch, the record is kept in `done` when the input-Jacobian pass runs too (it is that
-/// pass's forward as well), and the sweep's gradients when the Hessian-gradient pass does
-/// (it runs the tangent of this sweep). Elsewhere (or with [`PassCx::sweeps`] off), autodiff.
+/// minibatch, the record is kept in `done` for the input-Jacobian and Hessian-gradient passes
+/// when they run too (it is their forward as well), and the sweep's gradients for the
+/// Hessian-gradient pass (it runs the tangent of this sweep). Elsewhere (or with [`PassCx::sweeps`] off), autodiff.
 pub(super) fn run(
     cx: &PassCx<'_>,
     done: &PassResults,
@@ -49,14 +49,15 @@ pub(super) fn run(
     let one_hot = one_hot(batch, net.num_classes(), &device, dtype);
     let seed = (softmax(out.logits, 1) - one_hot).div_scalar(batch.batch_size as f64);
     let shared = stream == 0;
-    if shared && cx.running.contains(&PassKind::InputJacobian) {
+    let later = |kind| shared && cx.running.contains(&kind);
+    if later(PassKind::InputJacobian) || later(PassKind::HessianGradient) {
         done.keep_record(record.clone());
     }
     let wanted = Wanted {
         weights: true,
         fisher,
         input: false,
-        cotangents: shared && cx.running.contains(&PassKind::HessianGradient),
+        cotangents: later(PassKind::HessianGradient),
     };
     let swept = backward(net, &params, record, seed, wanted);
     if wanted.cotangents {

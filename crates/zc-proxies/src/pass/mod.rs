@@ -208,7 +208,7 @@ pub enum PassOutput {
 #[derive(Debug, Default)]
 pub struct PassResults {
     outputs: std::collections::BTreeMap<PassKind, PassOutput>,
-    /// The loss pass's recorded forward, until the input-Jacobian pass takes it.
+    /// The loss pass's recorded forward, until the last pass that reads it takes it.
     record: RefCell<Option<ForwardRecord>>,
     /// The loss pass's backward-sweep gradients, until the Hessian-gradient pass takes them.
     cotangents: RefCell<Option<Vec<Option<Tensor<4>>>>>,
@@ -224,10 +224,11 @@ impl PassResults {
         *self.record.borrow_mut() = Some(record);
     }
 
-    /// The recorded forward of the minibatch, if a pass kept one (taken: its memory is freed
-    /// once the taker is done).
-    fn take_record(&self) -> Option<ForwardRecord> {
-        self.record.borrow_mut().take()
+    /// The recorded forward of the minibatch, if a pass kept one: taken when `last` (its
+    /// memory is freed once the taker is done), else a copy (sharing the values).
+    fn record(&self, last: bool) -> Option<ForwardRecord> {
+        let mut record = self.record.borrow_mut();
+        if last { record.take() } else { record.clone() }
     }
 
     /// Keeps the loss sweep's gradients for the Hessian-gradient pass.
