@@ -69,6 +69,9 @@ pub struct ForwardConfig<'a> {
 #[derive(Clone, Debug)]
 pub struct ForwardRecord {
     pub(crate) values: Vec<Tensor<4>>,
+    /// The batch statistics of the values that are a BatchNorm's input (`[C, 2]`, see
+    /// [`norm::stats`]), computed once for the forward and every sweep.
+    pub(crate) stats: Vec<Option<Tensor<2>>>,
     /// The tangents of `values` along a direction, once [`super::sweep::tangent_forward`]
     /// has filled them in (`None`: zero).
     pub(crate) tangents: Vec<Option<Tensor<4>>>,
@@ -186,8 +189,8 @@ struct Pass<'a> {
     /// Affine BatchNorms seen so far (indexes `running_stats`).
     affine_seen: usize,
     meco: f64,
-    /// With `record`, the values kept so far.
-    record: Option<Vec<Tensor<4>>>,
+    /// With `record`, the values kept so far, with their statistics for a BatchNorm's input.
+    record: Option<Vec<(Tensor<4>, Option<Tensor<2>>)>>,
 }
 
 /// Runs the network on `x` (`[N, 3, H, W]`) with parameter tensors `params` (flattened, in
@@ -262,11 +265,15 @@ pub fn forward(
         t: h.t.map(|t| t.mean_dims(&[2, 3]).reshape([n, c])),
     };
     let logits = pass.linear(features, net.classifier);
-    let record = pass.record.map(|values| ForwardRecord {
-        values,
-        tangents: Vec::new(),
-        logits: logits.v.clone().inner(),
-        logit_tangent: None,
+    let record = pass.record.map(|kept| {
+        let (values, stats) = kept.into_iter().unzip();
+        ForwardRecord {
+            values,
+            stats,
+            tangents: Vec::new(),
+            logits: logits.v.clone().inner(),
+            logit_tangent: None,
+        }
     });
     ForwardOutput {
         logits: logits.v,
@@ -333,7 +340,7 @@ impl Pass<'_> {
     /// Keeps `x`'s value for the backward sweeps, when recording.
     fn keep(&mut self, x: &Act<4>) {
         if let Some(record) = &mut self.record {
-            record.push(x.v.clone().inner());
+            record.push((x.v.clone().inner(), None));
         }
     }
 
@@ -470,6 +477,14 @@ impl Pass<'_> {
                 .reshape([1, c, 1, 1]);
             let normed = (x.v - mean) * inv_std.clone();
             return self.affine(norm, normed, x.t.map(|t| t * inv_std));
+        }
+        if let (Some(record), None) = (&mut self.record, &x.t) {
+            // A recorded forward (outside autodiff): the statistics, computed once, are kept for
+            // the sweeps.
+            let stats = norm::stats(&x.v);
+            record.push((x.v.clone().inner(), Some(stats.clone())));
+            let normed = norm::batch_norm_with(x.v, stats);
+            return self.affine(norm, normed, None);
         }
         self.keep(&x);
         if (self.config.zen || self.config.record_norm_stats) && matches!(norm, Norm::Affine { .. })

@@ -9,7 +9,7 @@ use burn::tensor::activation::softmax;
 
 use super::forward::{ForwardRecord, avg_pool_2x2};
 use super::ops::conv::{conv2d, conv2d_input_grad, conv2d_weight_grad, masked_conv2d};
-use super::ops::norm::NormBackend;
+use super::ops::norm;
 use super::ops::pool::{avg_pool_3x3, avg_pool_3x3_adjoint};
 use super::ops::relu::ReluBackend;
 use super::ops::tap::tap_plane_sums;
@@ -25,8 +25,8 @@ pub(crate) struct Wanted {
     pub fisher: bool,
     /// The gradient with respect to the input images.
     pub input: bool,
-    /// The gradients reaching each BatchNorm's output and each convolution's output, for a
-    /// tangent sweep ([`hessian_gradient`]).
+    /// The gradients reaching each BatchNorm's output and each reduction shortcut's output,
+    /// for a tangent sweep ([`hessian_gradient`]).
     pub cotangents: bool,
 }
 
@@ -40,7 +40,7 @@ pub(crate) struct Swept {
     /// The gradient with respect to the images (zero where the logits ignore them).
     pub input: Option<Tensor<4>>,
     /// With `cotangents`, the gradient reaching each BatchNorm's output (times the norm's
-    /// gamma) and each convolution's output, in the sweep's order.
+    /// gamma) and each reduction shortcut's output, in the sweep's order.
     pub cotangents: Vec<Option<Tensor<4>>>,
 }
 
@@ -53,12 +53,18 @@ pub(crate) fn backward(
     seed: Tensor<2>,
     wanted: Wanted,
 ) -> Swept {
-    let ForwardRecord { values, logits, .. } = record;
+    let ForwardRecord {
+        values,
+        stats,
+        logits,
+        ..
+    } = record;
     let layers = net.layers().len();
     let mut sweep = Sweep {
         net,
         params,
         values,
+        stats,
         wanted,
         weights: vec![None; layers],
         fisher: vec![None; layers],
@@ -99,6 +105,9 @@ pub(crate) fn backward(
             } => {
                 let output = sweep.pop();
                 sweep.tap(*shortcut, output, grad.as_ref());
+                // The tangent sweep recomputes the gradient at a conv's output from the one at
+                // its norm's output; the shortcut has no norm: its own is kept.
+                sweep.keep(grad.as_ref());
                 let through_shortcut = sweep.conv(grad.clone(), *shortcut, false).map(|g| {
                     let [n, c, h, w] = g.dims();
                     g.reshape([n, c, h, 1, w, 1])
@@ -148,12 +157,11 @@ fn scale_by_gamma(params: &[Tensor<1>], grad: Tensor<4>, norm: Norm) -> Tensor<4
     }
 }
 
-/// `J_x v` for the BatchNorm at input `x`: its tangent, and (being symmetric) its backward.
-fn norm_jacobian(x: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
-    Tensor::from_dispatch(<Dispatch as NormBackend>::nb201_batch_norm_jacobian(
-        x.into_dispatch(),
-        v.into_dispatch(),
-    ))
+/// `J_x v` for the BatchNorm at input `x` (with its statistics when recorded): its tangent,
+/// and (being symmetric) its backward.
+fn norm_jacobian(x: Tensor<4>, stats: Option<Tensor<2>>, v: Tensor<4>) -> Tensor<4> {
+    let stats = stats.unwrap_or_else(|| norm::stats(&x));
+    norm::jacobian_with(x, stats, v)
 }
 
 /// The sum of two optional gradients (`None`: zero).
@@ -167,8 +175,9 @@ fn add(a: Option<Tensor<4>>, b: Option<Tensor<4>>) -> Option<Tensor<4>> {
 struct Sweep<'a> {
     net: &'a Nb201Network,
     params: &'a [Tensor<1>],
-    /// The recorded values not read yet (read from the end).
+    /// The recorded values not read yet (read from the end), and their statistics.
     values: Vec<Tensor<4>>,
+    stats: Vec<Option<Tensor<2>>>,
     wanted: Wanted,
     weights: Vec<Option<Tensor<1>>>,
     fisher: Vec<Option<Tensor<2>>>,
@@ -184,22 +193,30 @@ impl Sweep<'_> {
     }
 
     fn pop(&mut self) -> Tensor<4> {
-        self.values
-            .pop()
-            .expect("the record holds one value per recorded op")
+        self.pop_norm().0
+    }
+
+    /// The next value and its statistics (a BatchNorm's input).
+    fn pop_norm(&mut self) -> (Tensor<4>, Option<Tensor<2>>) {
+        let value = self.values.pop();
+        let stats = self.stats.pop().flatten();
+        (
+            value.expect("the record holds one value per recorded op"),
+            stats,
+        )
     }
 
     /// Back through a BatchNorm (batch statistics, then the affine part if any): its input (the
     /// output of the convolution before it) and the gradient reaching that input.
     fn norm(&mut self, grad: Option<Tensor<4>>, norm: Norm) -> (Tensor<4>, Option<Tensor<4>>) {
-        let input = self.pop();
+        let (input, stats) = self.pop_norm();
         let Some(grad) = grad else {
             self.keep(None);
             return (input, None);
         };
         let grad = scale_by_gamma(self.params, grad, norm);
         self.keep(Some(&grad));
-        let grad = norm_jacobian(input.clone(), grad);
+        let grad = norm_jacobian(input.clone(), stats, grad);
         (input, Some(grad))
     }
 
@@ -232,7 +249,6 @@ impl Sweep<'_> {
         to_input: bool,
     ) -> Option<Tensor<4>> {
         let input = self.pop();
-        self.keep(grad.as_ref());
         let grad = grad?;
         let spec = &self.net.layers[layer];
         let LayerKind::Conv {
@@ -294,10 +310,11 @@ impl Sweep<'_> {
 
 /// The Hessian-vector product `H g` over the weight layers (each layer's part, in the
 /// flattened shape of its weight; `None` where nothing reached it), by forward-over-reverse:
-/// the tangent along `direction` (`g`, per layer) of the loss's backward sweep. `record` is a
-/// recorded forward along `direction` (values and tangents), `cotangents` the loss sweep's
-/// kept gradients ([`Wanted::cotangents`]) and `one_hot` the labels. The tangent of each
-/// backward step reads the primal gradient the loss sweep passed through it:
+/// the tangent along `direction` (`g`, per layer) of the loss's backward sweep. `record` is the
+/// loss's recorded forward with its tangents along `direction` ([`tangent_forward`]),
+/// `cotangents` the loss sweep's kept gradients ([`Wanted::cotangents`]) and `one_hot` the
+/// labels. The tangent of each backward step reads the primal gradient the loss sweep passed
+/// through it (kept, or recomputed from the one at the next norm's output):
 /// - a convolution `y = W * x`: `d(dW) = d(dy) ⊗ x + dy ⊗ dx`, `d(dx) = Wᵀ d(dy) + gᵀ dy`
 ///   (masked by the fused ReLU's constant mask);
 /// - a BatchNorm: `d(dx) = J_x d(dy) + ∇_x <dy, J_x dx>`;
@@ -312,6 +329,7 @@ pub(crate) fn hessian_gradient(
 ) -> Vec<Option<Tensor<1>>> {
     let ForwardRecord {
         values,
+        stats,
         tangents,
         logits,
         logit_tangent,
@@ -320,7 +338,12 @@ pub(crate) fn hessian_gradient(
         net,
         params,
         direction,
-        values: values.into_iter().zip(tangents).collect(),
+        values: values
+            .into_iter()
+            .zip(tangents)
+            .zip(stats)
+            .map(|((x, t), s)| (x, t, s))
+            .collect(),
         cotangents: cotangents.into_iter(),
         hg: vec![None; net.layers().len()],
     };
@@ -353,7 +376,7 @@ pub(crate) fn hessian_gradient(
         .div_scalar((h * w) as f64)
         .expand([n, c, h, w]);
     let mut dot = Some(relu_mask(x, spread));
-    dot = sweep.norm(dot, net.head_norm);
+    dot = sweep.norm(dot, net.head_norm, false).0;
     for block in net.blocks.iter().rev() {
         dot = match block {
             Block::Cell(ops) => sweep.cell(dot, ops),
@@ -363,7 +386,9 @@ pub(crate) fn hessian_gradient(
                 shortcut,
             } => {
                 sweep.pop(); // the shortcut's output, for fisher
-                let through_shortcut = sweep.conv(dot.clone(), *shortcut, false, true).map(|g| {
+                let grad = sweep.cotangent();
+                let through_shortcut = sweep.conv((dot.clone(), grad), *shortcut, false, true);
+                let through_shortcut = through_shortcut.map(|g| {
                     let [n, c, h, w] = g.dims();
                     g.reshape([n, c, h, 1, w, 1])
                         .expand([n, c, h, 2, w, 2])
@@ -377,7 +402,7 @@ pub(crate) fn hessian_gradient(
         };
     }
     let (stem_conv, stem_norm) = net.stem;
-    let dot = sweep.norm(dot, stem_norm);
+    let dot = sweep.norm(dot, stem_norm, true);
     sweep.conv(dot, stem_conv, false, false);
     debug_assert!(sweep.values.is_empty(), "every recorded value read");
     debug_assert!(
@@ -391,8 +416,9 @@ struct TangentSweep<'a> {
     net: &'a Nb201Network,
     params: &'a [Tensor<1>],
     direction: &'a [Tensor<1>],
-    /// The recorded values and their tangents not read yet (read from the end).
-    values: Vec<(Tensor<4>, Option<Tensor<4>>)>,
+    /// The recorded values, their tangents and their statistics, not read yet (read from the
+    /// end).
+    values: Vec<(Tensor<4>, Option<Tensor<4>>, Option<Tensor<2>>)>,
     /// The loss sweep's gradients, in its order (which is this sweep's).
     cotangents: std::vec::IntoIter<Option<Tensor<4>>>,
     hg: Vec<Option<Tensor<1>>>,
@@ -400,6 +426,11 @@ struct TangentSweep<'a> {
 
 impl TangentSweep<'_> {
     fn pop(&mut self) -> (Tensor<4>, Option<Tensor<4>>) {
+        let (x, t, _) = self.pop_norm();
+        (x, t)
+    }
+
+    fn pop_norm(&mut self) -> (Tensor<4>, Option<Tensor<4>>, Option<Tensor<2>>) {
         self.values
             .pop()
             .expect("the record holds one value per recorded op")
@@ -411,35 +442,43 @@ impl TangentSweep<'_> {
             .expect("the loss sweep kept one gradient per step")
     }
 
-    /// The tangent of the backward through a BatchNorm.
-    fn norm(&mut self, dot: Option<Tensor<4>>, norm: Norm) -> Option<Tensor<4>> {
-        let (x, x_dot) = self.pop();
+    /// The tangent of the backward through a BatchNorm; with `primal`, also the loss sweep's
+    /// gradient at its input (the output of the convolution before it), recomputed from the
+    /// one kept at its output.
+    fn norm(
+        &mut self,
+        dot: Option<Tensor<4>>,
+        norm: Norm,
+        primal: bool,
+    ) -> (Option<Tensor<4>>, Option<Tensor<4>>) {
+        let (x, x_dot, stats) = self.pop_norm();
+        let stats = stats.unwrap_or_else(|| norm::stats(&x));
         let grad = self.cotangent();
-        let mut out = dot.map(|d| norm_jacobian(x.clone(), scale_by_gamma(self.params, d, norm)));
+        let mut out = dot.map(|d| {
+            let d = scale_by_gamma(self.params, d, norm);
+            norm::jacobian_with(x.clone(), stats.clone(), d)
+        });
+        let input_grad = grad
+            .as_ref()
+            .filter(|_| primal)
+            .map(|b| norm::jacobian_with(x.clone(), stats.clone(), b.clone()));
         if let (Some(t), Some(b)) = (x_dot, grad) {
-            let through_x = Tensor::from_dispatch(
-                <Dispatch as NormBackend>::nb201_batch_norm_tangent_backward(
-                    x.into_dispatch(),
-                    t.into_dispatch(),
-                    b.into_dispatch(),
-                ),
-            );
-            out = add(out, Some(through_x));
+            out = add(out, Some(norm::tangent_backward_with(x, stats, t, b)));
         }
-        out
+        (out, input_grad)
     }
 
     /// The tangent of the backward through convolution `layer` (after a fused ReLU when
-    /// `relu_first`): its weight's part of `H g`, and, when `to_input`, what reaches its input.
+    /// `relu_first`), given the loss sweep's gradient `grad` at its output: its weight's part of
+    /// `H g`, and, when `to_input`, what reaches its input.
     fn conv(
         &mut self,
-        dot: Option<Tensor<4>>,
+        (dot, grad): (Option<Tensor<4>>, Option<Tensor<4>>),
         layer: usize,
         relu_first: bool,
         to_input: bool,
     ) -> Option<Tensor<4>> {
         let (x, x_dot) = self.pop();
-        let grad = self.cotangent();
         let spec = &self.net.layers[layer];
         let LayerKind::Conv {
             c_in,
@@ -481,7 +520,7 @@ impl TangentSweep<'_> {
         dot: Option<Tensor<4>>,
         (layer, norm): (usize, Norm),
     ) -> Option<Tensor<4>> {
-        let dot = self.norm(dot, norm);
+        let dot = self.norm(dot, norm, true);
         self.conv(dot, layer, true, true)
     }
 
@@ -520,6 +559,7 @@ pub(crate) fn tangent_forward(
         params,
         direction,
         values: &record.values,
+        stats: &record.stats,
         tangents: Vec::with_capacity(record.values.len()),
     };
     let (stem_conv, stem_norm) = net.stem;
@@ -565,6 +605,7 @@ struct TangentForward<'a> {
     params: &'a [Tensor<1>],
     direction: &'a [Tensor<1>],
     values: &'a [Tensor<4>],
+    stats: &'a [Option<Tensor<2>>],
     /// The tangents of the values read so far.
     tangents: Vec<Option<Tensor<4>>>,
 }
@@ -578,8 +619,9 @@ impl TangentForward<'_> {
     }
 
     fn norm(&mut self, t: Option<Tensor<4>>, norm: Norm) -> Option<Tensor<4>> {
+        let stats = self.stats[self.tangents.len()].clone();
         let x = self.keep(t.clone());
-        let t = norm_jacobian(x, t?);
+        let t = norm_jacobian(x, stats, t?);
         Some(match norm {
             Norm::Plain => t,
             Norm::Affine { gamma, .. } => {

@@ -9,10 +9,10 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
-use burn::tensor::{DType, FloatDType, Tensor};
+use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 
 use super::norm_kernel::{self as kernel, Dims, Stats};
-use super::{ConstantStep, is_flex, run_typed};
+use super::{ConstantStep, Scalar, is_flex, run_typed};
 use crate::network::BN_EPS;
 
 /// The batch norm as a backend extension (flex kernels; autodiff's backward built on them).
@@ -25,13 +25,71 @@ pub trait NormBackend: Backend {
     /// its backward of `v`).
     fn nb201_batch_norm_jacobian(x: FloatTensor<Self>, v: FloatTensor<Self>) -> FloatTensor<Self>;
 
-    /// `∇_x <b, J_x t>`, for backward sweeps outside autodiff (a constant): what a tangent `t`
-    /// of the input adds to the backward of `b`.
-    fn nb201_batch_norm_tangent_backward(
+    /// The batch statistics of `x` as `[C, 2]` (each channel's mean and `1/sqrt(σ² + ε)`), for
+    /// the ops below, which take them rather than computing them again: a recorded forward
+    /// keeps them for the backward sweeps. Outside autodiff (constants), as are the ops below.
+    fn nb201_batch_norm_stats(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// `n̂(x)` with the given statistics.
+    fn nb201_batch_norm_with(x: FloatTensor<Self>, stats: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// `J_x v` with the given statistics.
+    fn nb201_batch_norm_jacobian_with(
         x: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// `∇_x <b, J_x t>` (what a tangent `t` of the input adds to the backward of `b`) with the
+    /// given statistics.
+    fn nb201_batch_norm_tangent_backward_with(
+        x: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
         t: FloatTensor<Self>,
         b: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
+}
+
+/// The batch statistics of `x` for [`batch_norm_with`] and the sweeps' norm steps (flex only).
+pub(crate) fn stats(x: &Tensor<4>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as NormBackend>::nb201_batch_norm_stats(
+        x.clone().into_dispatch(),
+    ))
+}
+
+/// The batch norm of `x` with its statistics `stats` ([`stats`]; flex only, outside autodiff).
+pub(crate) fn batch_norm_with(x: Tensor<4>, stats: Tensor<2>) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as NormBackend>::nb201_batch_norm_with(
+        x.into_dispatch(),
+        stats.into_dispatch(),
+    ))
+}
+
+/// `J_x v` for the batch norm at `x` with statistics `stats` (flex only, outside autodiff).
+pub(crate) fn jacobian_with(x: Tensor<4>, stats: Tensor<2>, v: Tensor<4>) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as NormBackend>::nb201_batch_norm_jacobian_with(
+        x.into_dispatch(),
+        stats.into_dispatch(),
+        v.into_dispatch(),
+    ))
+}
+
+/// `∇_x <b, J_x t>` for the batch norm at `x` with statistics `stats` (flex only, outside
+/// autodiff).
+pub(crate) fn tangent_backward_with(
+    x: Tensor<4>,
+    stats: Tensor<2>,
+    t: Tensor<4>,
+    b: Tensor<4>,
+) -> Tensor<4> {
+    Tensor::from_dispatch(
+        <Dispatch as NormBackend>::nb201_batch_norm_tangent_backward_with(
+            x.into_dispatch(),
+            stats.into_dispatch(),
+            t.into_dispatch(),
+            b.into_dispatch(),
+        ),
+    )
 }
 
 /// The batch norm of `x` (batch statistics, no affine) and its tangent along `t`: the kernels on
@@ -163,12 +221,60 @@ impl NormBackend for Flex {
         jacobian(&x, &v, &channel_stats(&x))
     }
 
-    fn nb201_batch_norm_tangent_backward(
+    fn nb201_batch_norm_stats(x: FlexTensor) -> FlexTensor {
+        stats_tensor(&channel_stats(&x))
+    }
+
+    fn nb201_batch_norm_with(x: FlexTensor, stats: FlexTensor) -> FlexTensor {
+        normalise(&x, &stats_of(&stats))
+    }
+
+    fn nb201_batch_norm_jacobian_with(
         x: FlexTensor,
+        stats: FlexTensor,
+        v: FlexTensor,
+    ) -> FlexTensor {
+        jacobian(&x, &v, &stats_of(&stats))
+    }
+
+    fn nb201_batch_norm_tangent_backward_with(
+        x: FlexTensor,
+        stats: FlexTensor,
         t: FlexTensor,
         b: FlexTensor,
     ) -> FlexTensor {
-        tangent_backward(&x, &t, &b, &channel_stats(&x))
+        tangent_backward(&x, &t, &b, &stats_of(&stats))
+    }
+}
+
+/// Statistics as a `[C, 2]` tensor: each channel's mean and inverse standard deviation.
+fn stats_tensor(stats: &ChannelStats) -> FlexTensor {
+    fn data<T: Scalar>(s: &[Stats<T>]) -> TensorData {
+        let pairs: Vec<T> = s.iter().flat_map(|s| [s.mean, s.inv_std]).collect();
+        TensorData::new(pairs, [s.len(), 2])
+    }
+    FlexTensor::from_data(match stats {
+        ChannelStats::F32(s) => data(s),
+        ChannelStats::F64(s) => data(s),
+    })
+}
+
+/// The statistics of a [`stats_tensor`].
+fn stats_of(t: &FlexTensor) -> ChannelStats {
+    fn read<T: Scalar>(values: &[T]) -> Vec<Stats<T>> {
+        values
+            .chunks(2)
+            .map(|p| Stats {
+                mean: p[0],
+                inv_std: p[1],
+            })
+            .collect()
+    }
+    let t = t.to_contiguous();
+    match t.dtype() {
+        DType::F32 => ChannelStats::F32(read(t.as_slice::<f32>().expect("contiguous"))),
+        DType::F64 => ChannelStats::F64(read(t.as_slice::<f64>().expect("contiguous"))),
+        other => panic!("NB201's kernels run in float32 or float64, not {other:?}"),
     }
 }
 
@@ -223,13 +329,38 @@ impl Backward<Flex, 2> for JacobianStep {
 }
 
 impl<C: CheckpointStrategy> NormBackend for Autodiff<Flex, C> {
-    fn nb201_batch_norm_tangent_backward(
+    fn nb201_batch_norm_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let out = Flex::nb201_batch_norm_stats(x.into_primitive());
+        ConstantStep.prepare::<C>([]).compute_bound().stateless(out)
+    }
+
+    fn nb201_batch_norm_with(x: FloatTensor<Self>, stats: FloatTensor<Self>) -> FloatTensor<Self> {
+        let out = Flex::nb201_batch_norm_with(x.into_primitive(), stats.into_primitive());
+        ConstantStep.prepare::<C>([]).compute_bound().stateless(out)
+    }
+
+    fn nb201_batch_norm_jacobian_with(
         x: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let out = Flex::nb201_batch_norm_jacobian_with(
+            x.into_primitive(),
+            stats.into_primitive(),
+            v.into_primitive(),
+        );
+        ConstantStep.prepare::<C>([]).compute_bound().stateless(out)
+    }
+
+    fn nb201_batch_norm_tangent_backward_with(
+        x: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
         t: FloatTensor<Self>,
         b: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let out = Flex::nb201_batch_norm_tangent_backward(
+        let out = Flex::nb201_batch_norm_tangent_backward_with(
             x.into_primitive(),
+            stats.into_primitive(),
             t.into_primitive(),
             b.into_primitive(),
         );

@@ -89,8 +89,10 @@ impl Dims {
 /// A channel's mean and inverse standard deviation, rounded to `T` as the forward uses them.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Stats<T> {
-    mean: T,
-    inv_std: T,
+    /// The mean.
+    pub mean: T,
+    /// `1/sqrt(σ² + ε)`.
+    pub inv_std: T,
 }
 
 // multiversion runs the first of its targets that the CPU supports, so the widest comes first.
