@@ -374,10 +374,21 @@ impl<'a, T> Mat<'a, T> {
 /// `dst (+)= a · b` with `dst` row-major `[a.rows, b.cols]` of row stride `ld`; adds to `dst`
 /// when `accumulate`.
 fn matmul<T: Scalar>(dst: &mut [T], ld: usize, a: Mat<'_, T>, b: Mat<'_, T>, accumulate: bool) {
+    matmul_strided(dst, (ld, 1), a, b, accumulate);
+}
+
+/// [`matmul`] into `dst` with element `(i, j)` at `i·row_stride + j·col_stride`.
+fn matmul_strided<T: Scalar>(
+    dst: &mut [T],
+    (row_stride, col_stride): (usize, usize),
+    a: Mat<'_, T>,
+    b: Mat<'_, T>,
+    accumulate: bool,
+) {
     assert_eq!(a.cols, b.rows, "inner dimensions");
     let (m, n, k) = (a.rows, b.cols, a.cols);
     assert!(
-        m == 0 || dst.len() >= (m - 1) * ld + n,
+        m == 0 || n == 0 || dst.len() > (m - 1) * row_stride + (n - 1) * col_stride,
         "product out of bounds"
     );
     let (a_rs, a_cs) = a.strides();
@@ -390,8 +401,8 @@ fn matmul<T: Scalar>(dst: &mut [T], ld: usize, a: Mat<'_, T>, b: Mat<'_, T>, acc
             n,
             k,
             dst.as_mut_ptr(),
-            1,
-            ld as isize,
+            col_stride as isize,
+            row_stride as isize,
             accumulate,
             a.ptr,
             a_cs,
@@ -564,14 +575,24 @@ fn backward_input_as_forward<T: Scalar>(g: &Geometry, weight: &[T], dy: &[T], dx
 }
 
 /// Weight gradient: `dw = Σ_n dy[n] · col(x[n])ᵀ`.
+///
+/// The product is written column by column (`dwᵀ`, then transposed): gemm then reads `col` where
+/// it lies and copies only `dy` into its packed layout, a ninth of `col` for a 3x3 kernel with as
+/// many input as output channels (as `[C_out, ·]` row by row, it would copy `col`).
 pub(crate) fn backward_weight<T: Scalar>(g: &Geometry, x: Input<'_, T>, dy: &[T], dw: &mut [T]) {
     let rows = g.col_rows();
     let (mut col, mut masked) = (col_buffer(g), Vec::new());
     let mut gathered = Vec::new();
+    let mut transposed = vec![T::default(); rows * g.c_out];
     for (i, group) in groups(g).enumerate() {
         let grad = grad_of(g, dy, group, &mut gathered);
         let col = col_of(g, x, group, &mut col, &mut masked);
-        matmul(dw, rows, grad, col.t(), i > 0);
+        matmul_strided(&mut transposed, (1, g.c_out), grad, col.t(), i > 0);
+    }
+    for (r, row) in transposed.chunks(g.c_out).enumerate() {
+        for (co, &v) in row.iter().enumerate() {
+            dw[co * rows + r] = v;
+        }
     }
 }
 
