@@ -379,16 +379,7 @@ impl Pass<'_> {
     fn conv_after(&mut self, x: Act<4>, layer: usize, relu_first: bool) -> Act<4> {
         self.keep(&x);
         let spec = &self.net.layers[layer];
-        let LayerKind::Conv {
-            c_in,
-            c_out,
-            kernel,
-            stride,
-        } = spec.kind
-        else {
-            unreachable!("layer {} is not a convolution", spec.name)
-        };
-        let shape = [c_out, c_in, kernel, kernel];
+        let (shape, stride) = spec.conv_shape();
         let weight = self.param4(spec.weight, shape);
         // `a` convolved by `w`, after the ReLU at `x.v` (which masks its tangents too).
         let conv = |a: Tensor<4>, w: Tensor<4>| match relu_first {
@@ -402,7 +393,7 @@ impl Pass<'_> {
             .map(|d| conv(x.v.clone(), d[layer].clone().reshape(shape)));
         let mut v = conv(x.v.clone(), weight);
         if let Some(b) = spec.bias {
-            v = v + self.params[b].clone().reshape([1, c_out, 1, 1]);
+            v = v + self.params[b].clone().reshape([1, shape[0], 1, 1]);
         }
         let v = self.tap(layer, v);
         Act {

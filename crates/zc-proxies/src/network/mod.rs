@@ -103,6 +103,23 @@ impl WeightLayer {
             LayerKind::Linear { d_in, .. } => d_in,
         }
     }
+
+    /// A convolution's weight shape `[C_out, C_in, k, k]` and stride.
+    ///
+    /// # Panics
+    /// If the layer is linear (the network's structure names which layers are convolutions).
+    pub fn conv_shape(&self) -> ([usize; 4], usize) {
+        let LayerKind::Conv {
+            c_in,
+            c_out,
+            kernel,
+            stride,
+        } = self.kind
+        else {
+            panic!("layer {} is not a convolution", self.name)
+        };
+        ([c_out, c_in, kernel, kernel], stride)
+    }
 }
 
 /// A BatchNorm layer: affine ones carry (gamma, beta) parameter indices.

@@ -97,7 +97,7 @@ pub(crate) fn backward(
     grad = sweep.norm(grad, net.head_norm).1;
     for block in net.blocks.iter().rev() {
         grad = match block {
-            Block::Cell(ops) => sweep.cell(grad, ops),
+            Block::Cell(ops) => cell_back(&mut sweep, grad, ops),
             Block::Reduction {
                 conv_a,
                 conv_b,
@@ -108,13 +108,8 @@ pub(crate) fn backward(
                 // The tangent sweep recomputes the gradient at a conv's output from the one at
                 // its norm's output; the shortcut has no norm: its own is kept.
                 sweep.keep(grad.as_ref());
-                let through_shortcut = sweep.conv(grad.clone(), *shortcut, false).map(|g| {
-                    let [n, c, h, w] = g.dims();
-                    g.reshape([n, c, h, 1, w, 1])
-                        .expand([n, c, h, 2, w, 2])
-                        .reshape([n, c, 2 * h, 2 * w])
-                        .div_scalar(4.0)
-                });
+                let through_shortcut =
+                    (sweep.conv(grad.clone(), *shortcut, false)).map(avg_pool_2x2_adjoint);
                 let b = sweep.relu_conv_norm(grad, *conv_b);
                 let through_convs = sweep.relu_conv_norm(b, *conv_a);
                 add(through_shortcut, through_convs)
@@ -144,6 +139,63 @@ fn relu_mask(x: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
         x.into_dispatch(),
         v.into_dispatch(),
     ))
+}
+
+/// A backward sweep's step through a cell's ReLU-conv-BN op; the cells' other ops (skip, pool)
+/// are linear, the same for a gradient and for a gradient's tangent.
+trait EdgeStep {
+    fn relu_conv_norm(&mut self, grad: Option<Tensor<4>>, conv: (usize, Norm))
+    -> Option<Tensor<4>>;
+}
+
+impl EdgeStep for Sweep<'_> {
+    fn relu_conv_norm(
+        &mut self,
+        grad: Option<Tensor<4>>,
+        conv: (usize, Norm),
+    ) -> Option<Tensor<4>> {
+        Sweep::relu_conv_norm(self, grad, conv)
+    }
+}
+
+impl EdgeStep for TangentSweep<'_> {
+    fn relu_conv_norm(&mut self, dot: Option<Tensor<4>>, conv: (usize, Norm)) -> Option<Tensor<4>> {
+        TangentSweep::relu_conv_norm(self, dot, conv)
+    }
+}
+
+/// Back through a cell: its nodes in reverse, each edge's op in reverse.
+fn cell_back(
+    step: &mut impl EdgeStep,
+    grad: Option<Tensor<4>>,
+    ops: &[Option<EdgeOp>; 6],
+) -> Option<Tensor<4>> {
+    let mut nodes: [Option<Tensor<4>>; 4] = [None, None, None, grad];
+    for node in (1..4).rev() {
+        for (edge, op) in EDGES.iter().zip(ops).rev() {
+            let (true, Some(op)) = (edge.to == node, op) else {
+                continue;
+            };
+            let grad = nodes[node].clone();
+            let back = match *op {
+                EdgeOp::Skip => grad,
+                EdgeOp::AvgPool => grad.map(avg_pool_3x3_adjoint),
+                EdgeOp::Conv(layer) => step.relu_conv_norm(grad, (layer, Norm::Plain)),
+            };
+            nodes[edge.from] = add(nodes[edge.from].take(), back);
+        }
+    }
+    nodes[0].take()
+}
+
+/// The adjoint of the reduction shortcut's 2x2 average pool: each gradient spread over its
+/// window, divided by 4.
+fn avg_pool_2x2_adjoint(grad: Tensor<4>) -> Tensor<4> {
+    let [n, c, h, w] = grad.dims();
+    grad.reshape([n, c, h, 1, w, 1])
+        .expand([n, c, h, 2, w, 2])
+        .reshape([n, c, 2 * h, 2 * w])
+        .div_scalar(4.0)
 }
 
 /// A BatchNorm's output gradient times its gamma (the gradient of its normalised values).
@@ -251,18 +303,8 @@ impl Sweep<'_> {
         let input = self.pop();
         let grad = grad?;
         let spec = &self.net.layers[layer];
-        let LayerKind::Conv {
-            c_in,
-            c_out,
-            kernel,
-            stride,
-        } = spec.kind
-        else {
-            unreachable!("layer {} is not a convolution", spec.name)
-        };
-        let weight = self.params[spec.weight]
-            .clone()
-            .reshape([c_out, c_in, kernel, kernel]);
+        let (shape, stride) = spec.conv_shape();
+        let weight = self.params[spec.weight].clone().reshape(shape);
         if self.wanted.weights {
             let dw = conv2d_weight_grad(
                 (input.clone(), input.clone()),
@@ -271,7 +313,7 @@ impl Sweep<'_> {
                 relu_first,
                 stride,
             );
-            self.weights[layer] = Some(dw.reshape([c_out * c_in * kernel * kernel]));
+            self.weights[layer] = Some(dw.reshape([shape.iter().product::<usize>()]));
         }
         to_input.then(|| conv2d_input_grad(input, weight, grad, relu_first, stride))
     }
@@ -285,26 +327,6 @@ impl Sweep<'_> {
         let (output, grad) = self.norm(grad, norm);
         self.tap(layer, output, grad.as_ref());
         self.conv(grad, layer, true)
-    }
-
-    /// Back through a cell: its nodes in reverse, each edge's op in reverse.
-    fn cell(&mut self, grad: Option<Tensor<4>>, ops: &[Option<EdgeOp>; 6]) -> Option<Tensor<4>> {
-        let mut nodes: [Option<Tensor<4>>; 4] = [None, None, None, grad];
-        for node in (1..4).rev() {
-            for (edge, op) in EDGES.iter().zip(ops).rev() {
-                let (true, Some(op)) = (edge.to == node, op) else {
-                    continue;
-                };
-                let grad = nodes[node].clone();
-                let back = match *op {
-                    EdgeOp::Skip => grad,
-                    EdgeOp::AvgPool => grad.map(avg_pool_3x3_adjoint),
-                    EdgeOp::Conv(layer) => self.relu_conv_norm(grad, (layer, Norm::Plain)),
-                };
-                nodes[edge.from] = add(nodes[edge.from].take(), back);
-            }
-        }
-        nodes[0].take()
     }
 }
 
@@ -379,7 +401,7 @@ pub(crate) fn hessian_gradient(
     dot = sweep.norm(dot, net.head_norm, false).0;
     for block in net.blocks.iter().rev() {
         dot = match block {
-            Block::Cell(ops) => sweep.cell(dot, ops),
+            Block::Cell(ops) => cell_back(&mut sweep, dot, ops),
             Block::Reduction {
                 conv_a,
                 conv_b,
@@ -388,13 +410,7 @@ pub(crate) fn hessian_gradient(
                 sweep.pop(); // the shortcut's output, for fisher
                 let grad = sweep.cotangent();
                 let through_shortcut = sweep.conv((dot.clone(), grad), *shortcut, false, true);
-                let through_shortcut = through_shortcut.map(|g| {
-                    let [n, c, h, w] = g.dims();
-                    g.reshape([n, c, h, 1, w, 1])
-                        .expand([n, c, h, 2, w, 2])
-                        .reshape([n, c, 2 * h, 2 * w])
-                        .div_scalar(4.0)
-                });
+                let through_shortcut = through_shortcut.map(avg_pool_2x2_adjoint);
                 let b = sweep.relu_conv_norm(dot, *conv_b);
                 let through_convs = sweep.relu_conv_norm(b, *conv_a);
                 add(through_shortcut, through_convs)
@@ -480,16 +496,7 @@ impl TangentSweep<'_> {
     ) -> Option<Tensor<4>> {
         let (x, x_dot) = self.pop();
         let spec = &self.net.layers[layer];
-        let LayerKind::Conv {
-            c_in,
-            c_out,
-            kernel,
-            stride,
-        } = spec.kind
-        else {
-            unreachable!("layer {} is not a convolution", spec.name)
-        };
-        let shape = [c_out, c_in, kernel, kernel];
+        let (shape, stride) = spec.conv_shape();
         let weight = self.params[spec.weight].clone().reshape(shape);
         let g = self.direction[layer].clone().reshape(shape);
         let weight_grad = |input: Tensor<4>, grad: &Tensor<4>| {
@@ -505,7 +512,7 @@ impl TangentSweep<'_> {
         if let (Some(t), Some(b)) = (&x_dot, &grad) {
             hg = add(hg, Some(weight_grad(t.clone(), b)));
         }
-        self.hg[layer] = hg.map(|h| h.reshape([c_out * c_in * kernel * kernel]));
+        self.hg[layer] = hg.map(|h| h.reshape([shape.iter().product::<usize>()]));
         if !to_input {
             return None;
         }
@@ -522,25 +529,6 @@ impl TangentSweep<'_> {
     ) -> Option<Tensor<4>> {
         let dot = self.norm(dot, norm, true);
         self.conv(dot, layer, true, true)
-    }
-
-    fn cell(&mut self, dot: Option<Tensor<4>>, ops: &[Option<EdgeOp>; 6]) -> Option<Tensor<4>> {
-        let mut nodes: [Option<Tensor<4>>; 4] = [None, None, None, dot];
-        for node in (1..4).rev() {
-            for (edge, op) in EDGES.iter().zip(ops).rev() {
-                let (true, Some(op)) = (edge.to == node, op) else {
-                    continue;
-                };
-                let dot = nodes[node].clone();
-                let back = match *op {
-                    EdgeOp::Skip => dot,
-                    EdgeOp::AvgPool => dot.map(avg_pool_3x3_adjoint),
-                    EdgeOp::Conv(layer) => self.relu_conv_norm(dot, (layer, Norm::Plain)),
-                };
-                nodes[edge.from] = add(nodes[edge.from].take(), back);
-            }
-        }
-        nodes[0].take()
     }
 }
 
@@ -634,16 +622,7 @@ impl TangentForward<'_> {
     fn conv(&mut self, t: Option<Tensor<4>>, layer: usize, relu_first: bool) -> Option<Tensor<4>> {
         let x = self.keep(t.clone());
         let spec = &self.net.layers[layer];
-        let LayerKind::Conv {
-            c_in,
-            c_out,
-            kernel,
-            stride,
-        } = spec.kind
-        else {
-            unreachable!("layer {} is not a convolution", spec.name)
-        };
-        let shape = [c_out, c_in, kernel, kernel];
+        let (shape, stride) = spec.conv_shape();
         let conv = |a: Tensor<4>, w: Tensor<4>| match relu_first {
             true => masked_conv2d(x.clone(), a, w, stride),
             false => conv2d(a, w, stride),
