@@ -1,7 +1,9 @@
-//! Backward sweeps over a recorded forward ([`ForwardRecord`]): the network's backward written
-//! out op by op on flex's kernels, outside autodiff, so that several backwards of one forward
-//! (the loss's, the input Jacobian's) run the forward once. Each op's step mirrors the forward
-//! in [`super::forward`] and reads the values it kept, last first.
+//! Sweeps over a recorded forward ([`ForwardRecord`]): the network's backward written out op by
+//! op on flex's kernels, outside autodiff, so that the passes that need a backward of the same
+//! forward share it: the loss's and the input Jacobian's sweeps ([`backward`]), and GraSP's
+//! `H g` as the tangent of the loss's sweep ([`tangent_forward`], then [`hessian_gradient`]).
+//! Each op's step mirrors the forward in [`super::forward`] and reads the values it kept (last
+//! first going back).
 
 use burn::backend::Dispatch;
 use burn::tensor::Tensor;
@@ -30,8 +32,8 @@ pub(crate) struct Wanted {
     pub cotangents: bool,
 }
 
-/// A sweep's results, per weight layer in [`Nb201Network::layers`] order where per layer
-/// (`None` where no gradient reached the layer, or where not wanted).
+/// A backward sweep's results; per weight layer, in [`Nb201Network::layers`] order (`None`
+/// where no gradient reached the layer, or where not wanted).
 pub(crate) struct Swept {
     /// The gradient of each layer's weight, in its flattened shape.
     pub weights: Vec<Option<Tensor<1>>>,
@@ -108,8 +110,8 @@ pub(crate) fn backward(
                 // The tangent sweep recomputes the gradient at a conv's output from the one at
                 // its norm's output; the shortcut has no norm: its own is kept.
                 sweep.keep(grad.as_ref());
-                let through_shortcut =
-                    (sweep.conv(grad.clone(), *shortcut, false)).map(avg_pool_2x2_adjoint);
+                let through_shortcut = sweep.conv(grad.clone(), *shortcut, false);
+                let through_shortcut = through_shortcut.map(avg_pool_2x2_adjoint);
                 let b = sweep.relu_conv_norm(grad, *conv_b);
                 let through_convs = sweep.relu_conv_norm(b, *conv_a);
                 add(through_shortcut, through_convs)
