@@ -58,7 +58,8 @@ pub struct ForwardConfig<'a> {
     /// none, keep batch statistics as in the reference's eval mode.
     pub running_stats: Option<&'a [NormStats]>,
     /// Keep what a backward sweep over this forward reads ([`ForwardRecord`]). Only for a
-    /// forward with every BatchNorm on batch statistics, dead nodes computed, and no MeCo.
+    /// forward outside autodiff with every BatchNorm on batch statistics, dead nodes computed,
+    /// and no direction or MeCo.
     pub record: bool,
 }
 
@@ -217,8 +218,10 @@ pub fn forward(
             || (config.norms == NormMode::All
                 && !config.skip_dead_nodes
                 && !config.meco
+                && config.direction.is_none()
                 && config.running_stats.is_none()),
-        "a recorded forward runs every BatchNorm on batch statistics, every node, no MeCo"
+        "a recorded forward runs every BatchNorm on batch statistics, every node, no direction \
+         or MeCo"
     );
     let (stem_conv, stem_norm) = net.stem;
     let mut h = pass.conv(Act { v: x, t: None }, stem_conv);
@@ -469,15 +472,14 @@ impl Pass<'_> {
             let normed = (x.v - mean) * inv_std.clone();
             return self.affine(norm, normed, x.t.map(|t| t * inv_std));
         }
-        if let (Some(record), None) = (&mut self.record, &x.t) {
-            // A recorded forward (outside autodiff): the statistics, computed once, are kept for
-            // the sweeps.
+        if let Some(record) = &mut self.record {
+            // A recorded forward (outside autodiff, no tangent): the statistics, computed once,
+            // are kept for the sweeps.
             let stats = norm::stats(&x.v);
             record.push((x.v.clone().inner(), Some(stats.clone())));
             let normed = norm::batch_norm_with(x.v, stats);
             return self.affine(norm, normed, None);
         }
-        self.keep(&x);
         if (self.config.zen || self.config.record_norm_stats) && matches!(norm, Norm::Affine { .. })
         {
             self.norm_stats.push(batch_stats(&x.v));

@@ -200,6 +200,9 @@ fn avg_pool_2x2_adjoint(grad: Tensor<4>) -> Tensor<4> {
         .div_scalar(4.0)
 }
 
+/// Every BatchNorm's input carries its statistics in a record ([`ForwardRecord::stats`]).
+const RECORDED_STATS: &str = "a recorded BatchNorm input keeps its statistics";
+
 /// A BatchNorm's output gradient times its gamma (the gradient of its normalised values).
 fn scale_by_gamma(params: &[Tensor<1>], grad: Tensor<4>, norm: Norm) -> Tensor<4> {
     match norm {
@@ -209,13 +212,6 @@ fn scale_by_gamma(params: &[Tensor<1>], grad: Tensor<4>, norm: Norm) -> Tensor<4
             grad * params[gamma].clone().reshape([1, c, 1, 1])
         }
     }
-}
-
-/// `J_x v` for the BatchNorm at input `x` (with its statistics when recorded): its tangent,
-/// and (being symmetric) its backward.
-fn norm_jacobian(x: Tensor<4>, stats: Option<Tensor<2>>, v: Tensor<4>) -> Tensor<4> {
-    let stats = stats.unwrap_or_else(|| norm::stats(&x));
-    norm::jacobian_with(x, stats, v)
 }
 
 /// The sum of two optional gradients (`None`: zero).
@@ -270,7 +266,8 @@ impl Sweep<'_> {
         };
         let grad = scale_by_gamma(self.params, grad, norm);
         self.keep(Some(&grad));
-        let grad = norm_jacobian(input.clone(), stats, grad);
+        // The norm's Jacobian is symmetric: its backward is its tangent.
+        let grad = norm::jacobian_with(input.clone(), stats.expect(RECORDED_STATS), grad);
         (input, Some(grad))
     }
 
@@ -470,7 +467,7 @@ impl TangentSweep<'_> {
         primal: bool,
     ) -> (Option<Tensor<4>>, Option<Tensor<4>>) {
         let (x, x_dot, stats) = self.pop_norm();
-        let stats = stats.unwrap_or_else(|| norm::stats(&x));
+        let stats = stats.expect(RECORDED_STATS);
         let grad = self.cotangent();
         let mut out = dot.map(|d| {
             let d = scale_by_gamma(self.params, d, norm);
@@ -609,16 +606,13 @@ impl TangentForward<'_> {
     }
 
     fn norm(&mut self, t: Option<Tensor<4>>, norm: Norm) -> Option<Tensor<4>> {
-        let stats = self.stats[self.tangents.len()].clone();
+        let stats = self.stats[self.tangents.len()]
+            .clone()
+            .expect(RECORDED_STATS);
         let x = self.keep(t.clone());
-        let t = norm_jacobian(x, stats, t?);
-        Some(match norm {
-            Norm::Plain => t,
-            Norm::Affine { gamma, .. } => {
-                let c = t.dims()[1];
-                t * self.params[gamma].clone().reshape([1, c, 1, 1])
-            }
-        })
+        // The norm's tangent, then its affine part's (gamma is no weight layer: it stays put).
+        let t = norm::jacobian_with(x, stats, t?);
+        Some(scale_by_gamma(self.params, t, norm))
     }
 
     fn conv(&mut self, t: Option<Tensor<4>>, layer: usize, relu_first: bool) -> Option<Tensor<4>> {

@@ -2,7 +2,7 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::{PassCx, PassResults, device_params, inputs, layer_grads, one_hot, to_host};
+use super::{PassCx, PassResults, device_params, inputs, layer_grads, one_hot, per_layer_on_host};
 use crate::ProxyError;
 use crate::network::forward::{ForwardConfig, NormMode, cross_entropy_tangent, forward};
 use crate::network::sweep::{hessian_gradient, tangent_forward};
@@ -33,14 +33,7 @@ pub(super) fn run(
         tangent_forward(net, &params, &direction, &mut record);
         let one_hot = one_hot(batch, net.num_classes(), &device, dtype);
         let hg = hessian_gradient(net, &params, &direction, record, cotangents, one_hot);
-        return Ok(net
-            .layers()
-            .iter()
-            .zip(hg)
-            .map(|(layer, hg)| {
-                hg.map_or_else(|| vec![0.0; params[layer.weight].dims()[0]], to_host)
-            })
-            .collect());
+        return Ok(per_layer_on_host(net, &params, hg));
     }
     let device = cx.device;
     let params = device_params(net, weights, device, dtype, false, true);

@@ -1,10 +1,13 @@
 //! The loss pass: forward + backward of the cross-entropy on a minibatch (BN on), with fisher's
-//! taps when asked for.
+//! per-channel sums when asked for.
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
 
-use super::{PassCx, PassKind, PassResults, device_params, inputs, layer_grads, one_hot, to_host};
+use super::{
+    PassCx, PassKind, PassResults, device_params, inputs, layer_grads, one_hot, per_layer_on_host,
+    to_host,
+};
 use crate::ProxyError;
 use crate::network::Minibatch;
 use crate::network::forward::{ForwardConfig, NormMode, cross_entropy, forward};
@@ -24,7 +27,8 @@ pub struct LossGradients {
 /// fisher channel sums. On flex, a recorded forward and a backward sweep over it; on the usual
 /// minibatch, the record is kept in `done` for the input-Jacobian and Hessian-gradient passes
 /// when they run too (it is their forward as well), and the sweep's gradients for the
-/// Hessian-gradient pass (it runs the tangent of this sweep). Elsewhere (or with [`PassCx::sweeps`] off), autodiff.
+/// Hessian-gradient pass (it runs the tangent of this sweep). Elsewhere (or with
+/// [`PassCx::sweeps`] off), autodiff, fisher through taps.
 pub(super) fn run(
     cx: &PassCx<'_>,
     done: &PassResults,
@@ -63,14 +67,7 @@ pub(super) fn run(
     if wanted.cotangents {
         done.keep_cotangents(swept.cotangents);
     }
-    let grads = net
-        .layers()
-        .iter()
-        .zip(swept.weights)
-        .map(|(layer, grad)| {
-            grad.map_or_else(|| vec![0.0; params[layer.weight].dims()[0]], to_host)
-        })
-        .collect();
+    let grads = per_layer_on_host(net, &params, swept.weights);
     let fisher_channel_sums = fisher.then(|| {
         swept
             .fisher

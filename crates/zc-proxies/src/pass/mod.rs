@@ -408,12 +408,22 @@ pub(super) fn layer_grads(
     params: &[Tensor<1>],
     grads: &Gradients,
 ) -> Vec<Vec<f64>> {
+    let leaves = net.layers().iter().map(|l| params[l.weight].grad(grads));
+    per_layer_on_host(net, params, leaves)
+}
+
+/// One weight-shaped value per layer (flattened, [`Nb201Network::layers`] order) on the host,
+/// zeros where a layer has none.
+pub(super) fn per_layer_on_host(
+    net: &Nb201Network,
+    params: &[Tensor<1>],
+    values: impl IntoIterator<Item = Option<Tensor<1>>>,
+) -> Vec<Vec<f64>> {
     net.layers()
         .iter()
-        .map(|layer| {
-            let leaf = &params[layer.weight];
-            leaf.grad(grads)
-                .map_or_else(|| vec![0.0; leaf.dims()[0]], to_host)
+        .zip(values)
+        .map(|(layer, value)| {
+            value.map_or_else(|| vec![0.0; params[layer.weight].dims()[0]], to_host)
         })
         .collect()
 }
