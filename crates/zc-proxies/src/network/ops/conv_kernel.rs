@@ -68,6 +68,23 @@ impl Geometry {
         self.group() * self.out_plane() + 16
     }
 
+    /// Elements per image in [`Strips`]: its rows and the `pad` zero rows below them.
+    fn strip_block(&self) -> usize {
+        (self.h + self.pad) * self.w
+    }
+
+    /// Columns of a product over the strips of `count` images: image `j`'s output plane starts
+    /// at column `j·strip_block`, and the `pad` rows after it belong to no output.
+    fn strip_width(&self, count: usize) -> usize {
+        (count - 1) * self.strip_block() + self.out_plane()
+    }
+
+    /// Row stride of [`Strips`]: a group's images with their zero rows, plus a cache line (as
+    /// [`Geometry::col_ld`]).
+    fn strip_ld(&self) -> usize {
+        self.pad * self.w + self.group() * self.strip_block() + 16
+    }
+
     /// A stride-1 convolution whose output has the input's size (`2·pad = k - 1`): each kernel
     /// offset reads the image shifted by a constant.
     fn keeps_width(&self) -> bool {
@@ -128,23 +145,6 @@ impl<'a, T: Scalar> Input<'a, T> {
             mask: self.mask.map(|m| &m[range]),
         }
     }
-
-    /// Copies elements `from..from + dst.len()` into `dst`, masked.
-    fn copy_to(&self, dst: &mut [T], from: usize) {
-        let src = &self.x[from..from + dst.len()];
-        match self.mask {
-            None => dst.copy_from_slice(src),
-            Some(mask) => masked_copy(dst, src, &mask[from..from + dst.len()]),
-        }
-    }
-
-    /// Element `i`, masked.
-    fn at(&self, i: usize) -> T {
-        match self.mask {
-            Some(mask) if mask[i] <= T::default() => T::default(),
-            _ => self.x[i],
-        }
-    }
 }
 
 // multiversion runs the first of its targets that the CPU supports, so the widest comes first.
@@ -181,21 +181,12 @@ fn apply_mask<T: Scalar>(mask: &[T], v: &mut [T]) {
 }
 
 /// `col[(ci, ky, kx), offset + (oy, ox)] = x[ci, oy·s + ky - pad, ox·s + kx - pad]` (zero
-/// outside): one image's patches, in columns `offset..offset + plane` of `col`.
-fn im2col<T: Scalar>(g: &Geometry, x: Input<'_, T>, col: &mut [T], offset: usize) {
-    if g.keeps_width() {
-        im2col_shifted(g, x, col, offset);
-    } else {
-        im2col_rows(g, x, col, offset);
-    }
-}
-
-/// [`im2col`] for any stride, row by row.
-fn im2col_rows<T: Scalar>(g: &Geometry, x: Input<'_, T>, col: &mut [T], offset: usize) {
+/// outside): one image's patches, in columns `offset..offset + plane` of `col`, row by row.
+fn im2col<T: Scalar>(g: &Geometry, x: &[T], col: &mut [T], offset: usize) {
     let (k, s, w_out, h_out) = (g.kernel, g.stride, g.w_out(), g.h_out());
     let (plane, ld) = (g.out_plane(), g.col_ld());
     for ci in 0..g.c_in {
-        let image = x.slice(ci * g.in_plane()..(ci + 1) * g.in_plane());
+        let image = &x[ci * g.in_plane()..(ci + 1) * g.in_plane()];
         for ky in 0..k {
             let rows = valid_range(g, ky, g.h, h_out);
             for kx in 0..k {
@@ -206,10 +197,11 @@ fn im2col_rows<T: Scalar>(g: &Geometry, x: Input<'_, T>, col: &mut [T], offset: 
                     let src = (oy * s + ky - g.pad) * g.w;
                     let out = &mut dst[oy * w_out..(oy + 1) * w_out];
                     if s == 1 {
-                        image.copy_to(&mut out[cols.clone()], src + cols.start + kx - g.pad);
+                        let from = src + cols.start + kx - g.pad;
+                        out[cols.clone()].copy_from_slice(&image[from..from + cols.len()]);
                     } else {
                         for ox in cols.clone() {
-                            out[ox] = image.at(src + ox * s + kx - g.pad);
+                            out[ox] = image[src + ox * s + kx - g.pad];
                         }
                     }
                 }
@@ -218,68 +210,124 @@ fn im2col_rows<T: Scalar>(g: &Geometry, x: Input<'_, T>, col: &mut [T], offset: 
     }
 }
 
-/// Where a kernel offset `(ky, kx)` of a [`Geometry::keeps_width`] convolution reads: `col`
-/// position `q` of the plane holds input position `q + shift` of the image, for `q` in
-/// `copied` (the rows inside the image, less the one or two ends the shift pushes out of it);
-/// every other position is padding, as are the edge columns `ox ∉ cols` of each row.
-struct Shift {
-    copied: std::ops::Range<usize>,
-    shift: isize,
-    cols: std::ops::Range<usize>,
-    rows: std::ops::Range<usize>,
+/// The strips of a group of images, for a [`Geometry::keeps_width`] convolution: row
+/// `(ci, kx)` of a `[C_in·k, ld]` matrix holds every image's channel `ci` shifted by the column
+/// offset `kx - pad` (zero where that leaves the image), the images one below the other with
+/// `pad` zero rows above, between and below them. Kernel row `ky` reads the strips `ky` image
+/// rows further on, so `W · col(X)` is the sum over `ky` of `W[:, :, ky, :]` times that view of
+/// the strips: a third of im2col's copying for a 3x3 kernel, and no copy at all for the image of
+/// an unmasked 1x1 convolution. Between two images, a product over the strips has `pad` rows of
+/// columns that belong to no output ([`Geometry::strip_width`]).
+struct Strips<T> {
+    data: Vec<T>,
+    /// Scratch for one masked image (a cache-sized copy), masked once rather than at each of
+    /// the `k` shifts that read it.
+    masked: Vec<T>,
 }
 
-impl Shift {
-    fn new(g: &Geometry, ky: usize, kx: usize) -> Self {
-        let w = g.w;
-        let rows = valid_range(g, ky, g.h, g.h_out());
-        let cols = valid_range(g, kx, g.w, g.w_out());
-        let shift = (ky as isize - g.pad as isize) * w as isize + kx as isize - g.pad as isize;
-        let len = g.in_plane() as isize;
-        let lo = (rows.start * w) as isize;
-        let hi = (rows.end * w) as isize;
-        let start = lo.max(-shift).min(hi);
-        let copied = start as usize..hi.min(len - shift).max(start) as usize;
-        Shift {
-            copied,
-            shift,
-            cols,
-            rows,
+impl<T: Scalar> Strips<T> {
+    fn new(g: &Geometry) -> Self {
+        Strips {
+            data: vec![T::default(); g.col_rows() / g.kernel * g.strip_ld()],
+            masked: Vec::new(),
         }
     }
 
-    /// The edge-column positions (padding) of the rows inside the image.
-    fn edges(&self, w: usize) -> impl Iterator<Item = usize> + '_ {
-        self.rows.clone().flat_map(move |oy| {
-            (0..self.cols.start)
-                .chain(self.cols.end..w)
-                .map(move |ox| oy * w + ox)
-        })
+    /// Fills the strips with images `n..n + count` of `x` (or views the image itself for a single
+    /// unmasked image of a 1x1 convolution).
+    fn fill<'a>(
+        &'a mut self,
+        g: &Geometry,
+        x: Input<'a, T>,
+        (n, count): (usize, usize),
+    ) -> StripView<'a, T> {
+        let (k, plane, ld) = (g.kernel, g.in_plane(), g.strip_ld());
+        let image_len = g.c_in * plane;
+        let (rows, width) = (g.c_in * k, g.strip_width(count));
+        if g.is_pointwise() && count == 1 && x.mask.is_none() {
+            let data = &x.x[n * image_len..][..image_len];
+            return StripView {
+                data,
+                rows,
+                width,
+                ld: width,
+                row_step: 0,
+            };
+        }
+        for j in 0..count {
+            let image = x.slice((n + j) * image_len..(n + j + 1) * image_len);
+            let image = match image.mask {
+                Some(mask) => {
+                    self.masked.resize(image_len, T::default());
+                    masked_copy(&mut self.masked, image.x, mask);
+                    &self.masked[..]
+                }
+                None => image.x,
+            };
+            for ci in 0..g.c_in {
+                let channel = &image[ci * plane..][..plane];
+                for kx in 0..k {
+                    let at = (ci * k + kx) * ld + g.pad * g.w + j * g.strip_block();
+                    shifted_copy(&mut self.data[at..][..plane], channel, kx, g);
+                }
+            }
+        }
+        StripView {
+            data: &self.data,
+            rows,
+            width,
+            ld,
+            row_step: g.w,
+        }
     }
 }
 
-/// [`im2col`] for a stride-1 convolution that keeps the map's size (NB201's 3x3 with padding
-/// 1): each kernel offset reads the image shifted by a constant, so its row of `col` is one
-/// contiguous copy, with the edge columns and the rows outside the image then zeroed.
-fn im2col_shifted<T: Scalar>(g: &Geometry, x: Input<'_, T>, col: &mut [T], offset: usize) {
-    let (k, w, plane, ld) = (g.kernel, g.w, g.out_plane(), g.col_ld());
-    for ci in 0..g.c_in {
-        let image = x.slice(ci * plane..(ci + 1) * plane);
-        for ky in 0..k {
-            for kx in 0..k {
-                let at = Shift::new(g, ky, kx);
-                let dst = &mut col[((ci * k + ky) * k + kx) * ld + offset..][..plane];
-                let (start, end) = (at.copied.start, at.copied.end);
-                dst[..start].fill(T::default());
-                if start < end {
-                    let from = (start as isize + at.shift) as usize;
-                    image.copy_to(&mut dst[start..end], from);
-                }
-                dst[end..].fill(T::default());
-                for q in at.edges(w) {
-                    dst[q] = T::default();
-                }
-            }
+/// A group's strips as kernel rows read them.
+#[derive(Clone, Copy)]
+struct StripView<'a, T> {
+    data: &'a [T],
+    rows: usize,
+    width: usize,
+    ld: usize,
+    /// Elements from one kernel row's view to the next's (an image row).
+    row_step: usize,
+}
+
+impl<'a, T> StripView<'a, T> {
+    /// What kernel row `ky` reads: `[C_in·k, width]`, row `(ci, kx)` column `q` holding
+    /// `col(X)[(ci, ky, kx), q]`.
+    fn row(&self, ky: usize) -> Mat<'a, T> {
+        Mat::strided(
+            &self.data[ky * self.row_step..],
+            self.rows,
+            self.width,
+            self.ld,
+        )
+    }
+}
+
+/// `dst[(r, c)] = src[(r, c + kx - pad)]` over one `w`-wide plane, zero where `c + kx - pad`
+/// leaves `0..w`: one contiguous copy, then the edge columns zeroed.
+fn shifted_copy<T: Scalar>(dst: &mut [T], src: &[T], kx: usize, g: &Geometry) {
+    let (n, w) = (dst.len(), g.w);
+    let zero = T::default();
+    if kx >= g.pad {
+        let a = kx - g.pad;
+        if a >= w {
+            return dst.fill(zero);
+        }
+        dst[..n - a].copy_from_slice(&src[a..]);
+        for row in dst.chunks_mut(w) {
+            row[w - a..].fill(zero);
+        }
+    } else {
+        let a = g.pad - kx;
+        if a >= w {
+            return dst.fill(zero);
+        }
+        dst[a..].copy_from_slice(&src[..n - a]);
+        for row in dst.chunks_mut(w) {
+            row[..a].fill(zero);
         }
     }
 }
@@ -433,10 +481,9 @@ fn groups(g: &Geometry) -> impl Iterator<Item = (usize, usize)> {
         .map(move |n| (n, size.min(batch - n)))
 }
 
-/// `col` of images `n..n + count` side by side, as a `[C_in·k·k, count·plane]` matrix: the
-/// image itself for a single unmasked image of a pointwise convolution, else [`im2col`] into
-/// `buffer`. A masked image with a kernel wider than 1 is masked once into `masked` (a
-/// cache-sized copy) rather than at each of the `k²` offsets that read it.
+/// `col` of images `n..n + count` side by side, as a `[C_in·k·k, count·plane]` matrix, by
+/// [`im2col`] into `buffer`. A masked image is masked once into `masked` (a cache-sized copy)
+/// rather than at each of the `k²` offsets that read it.
 fn col_of<'a, T: Scalar>(
     g: &Geometry,
     x: Input<'a, T>,
@@ -446,18 +493,15 @@ fn col_of<'a, T: Scalar>(
 ) -> Mat<'a, T> {
     let image_len = g.c_in * g.in_plane();
     let plane = g.out_plane();
-    if g.is_pointwise() && count == 1 && x.mask.is_none() {
-        return Mat::new(&x.x[n * image_len..][..image_len], g.c_in, plane);
-    }
     for j in 0..count {
         let image = x.slice((n + j) * image_len..(n + j + 1) * image_len);
         match image.mask {
-            Some(mask) if g.kernel > 1 => {
+            Some(mask) => {
                 masked.resize(image_len, T::default());
                 masked_copy(masked, image.x, mask);
-                im2col(g, Input::plain(masked), buffer, j * plane);
+                im2col(g, masked, buffer, j * plane);
             }
-            _ => im2col(g, image, buffer, j * plane),
+            None => im2col(g, image.x, buffer, j * plane),
         }
     }
     Mat::strided(buffer, g.col_rows(), count * plane, g.col_ld())
@@ -488,6 +532,15 @@ fn grad_of<'a, T: Scalar>(
 
 /// Forward: `y = conv(x, weight)`, all NCHW / OIHW and contiguous.
 pub(crate) fn forward<T: Scalar>(g: &Geometry, x: Input<'_, T>, weight: &[T], y: &mut [T]) {
+    if g.keeps_width() {
+        forward_by_strips(g, x, weight, y);
+    } else {
+        forward_by_col(g, x, weight, y);
+    }
+}
+
+/// [`forward`] for any geometry: `W · col(X)`.
+fn forward_by_col<T: Scalar>(g: &Geometry, x: Input<'_, T>, weight: &[T], y: &mut [T]) {
     let (rows, plane) = (g.col_rows(), g.out_plane());
     let w = Mat::new(weight, g.c_out, rows);
     let (mut col, mut masked) = (col_buffer(g), Vec::new());
@@ -502,12 +555,74 @@ pub(crate) fn forward<T: Scalar>(g: &Geometry, x: Input<'_, T>, weight: &[T], y:
         // [C_out, count·plane] for the group, then each image's planes to their NCHW place.
         product.resize(g.c_out * count * plane, T::default());
         matmul(&mut product, count * plane, w, col, false);
-        for j in 0..count {
-            for co in 0..g.c_out {
-                let dst = &mut y[((n + j) * g.c_out + co) * plane..][..plane];
-                dst.copy_from_slice(&product[(co * count + j) * plane..][..plane]);
+        scatter_planes(g, &product, count * plane, plane, (n, count), y);
+    }
+}
+
+/// Copies a group's product `[C_out, ·]` (row stride `ld`, image `j`'s plane at column
+/// `j·step`) to the images' NCHW places in `y`.
+fn scatter_planes<T: Scalar>(
+    g: &Geometry,
+    product: &[T],
+    ld: usize,
+    step: usize,
+    (n, count): (usize, usize),
+    y: &mut [T],
+) {
+    let plane = g.out_plane();
+    for j in 0..count {
+        for co in 0..g.c_out {
+            let dst = &mut y[((n + j) * g.c_out + co) * plane..][..plane];
+            dst.copy_from_slice(&product[co * ld + j * step..][..plane]);
+        }
+    }
+}
+
+/// The kernel rows of `weight` (`[C_out, C_in, k, k]`) as `k` matrices `[C_out, C_in·k]`, the
+/// operands of a product over [`Strips`].
+fn kernel_rows<T: Scalar>(g: &Geometry, weight: &[T]) -> Vec<T> {
+    let k = g.kernel;
+    let mut rows = vec![T::default(); weight.len()];
+    for co in 0..g.c_out {
+        for ci in 0..g.c_in {
+            for ky in 0..k {
+                let from = &weight[((co * g.c_in + ci) * k + ky) * k..][..k];
+                rows[((ky * g.c_out + co) * g.c_in + ci) * k..][..k].copy_from_slice(from);
             }
         }
+    }
+    rows
+}
+
+/// [`forward`] of a [`Geometry::keeps_width`] convolution: `Σ_ky W[:, :, ky, :] · strips(ky)`.
+fn forward_by_strips<T: Scalar>(g: &Geometry, x: Input<'_, T>, weight: &[T], y: &mut [T]) {
+    let (k, plane) = (g.kernel, g.out_plane());
+    let cols = g.c_in * k;
+    let rows = kernel_rows(g, weight);
+    let w = |ky: usize| {
+        Mat::new(
+            &rows[ky * g.c_out * cols..][..g.c_out * cols],
+            g.c_out,
+            cols,
+        )
+    };
+    let mut strips = Strips::new(g);
+    let mut product = Vec::new();
+    for (n, count) in groups(g) {
+        let view = strips.fill(g, x, (n, count));
+        let width = view.width;
+        if count == 1 {
+            let out = &mut y[n * g.c_out * plane..][..g.c_out * plane];
+            for ky in 0..k {
+                matmul(out, plane, w(ky), view.row(ky), ky > 0);
+            }
+            continue;
+        }
+        product.resize(g.c_out * width, T::default());
+        for ky in 0..k {
+            matmul(&mut product, width, w(ky), view.row(ky), ky > 0);
+        }
+        scatter_planes(g, &product, width, g.strip_block(), (n, count), y);
     }
 }
 
@@ -580,6 +695,15 @@ fn backward_input_as_forward<T: Scalar>(g: &Geometry, weight: &[T], dy: &[T], dx
 /// it lies and copies only `dy` into its packed layout, a ninth of `col` for a 3x3 kernel with as
 /// many input as output channels (as `[C_out, ·]` row by row, it would copy `col`).
 pub(crate) fn backward_weight<T: Scalar>(g: &Geometry, x: Input<'_, T>, dy: &[T], dw: &mut [T]) {
+    if g.keeps_width() {
+        backward_weight_by_strips(g, x, dy, dw);
+    } else {
+        backward_weight_by_col(g, x, dy, dw);
+    }
+}
+
+/// [`backward_weight`] for any geometry.
+fn backward_weight_by_col<T: Scalar>(g: &Geometry, x: Input<'_, T>, dy: &[T], dw: &mut [T]) {
     let rows = g.col_rows();
     let (mut col, mut masked) = (col_buffer(g), Vec::new());
     let mut gathered = Vec::new();
@@ -592,6 +716,47 @@ pub(crate) fn backward_weight<T: Scalar>(g: &Geometry, x: Input<'_, T>, dy: &[T]
     for (r, row) in transposed.chunks(g.c_out).enumerate() {
         for (co, &v) in row.iter().enumerate() {
             dw[co * rows + r] = v;
+        }
+    }
+}
+
+/// [`backward_weight`] of a [`Geometry::keeps_width`] convolution: kernel row `ky`'s part is
+/// `dy · strips(ky)ᵀ`, with `dy` laid out as the product over the strips (zero in the columns
+/// that belong to no output).
+fn backward_weight_by_strips<T: Scalar>(g: &Geometry, x: Input<'_, T>, dy: &[T], dw: &mut [T]) {
+    let (k, plane) = (g.kernel, g.out_plane());
+    let cols = g.c_in * k;
+    let image_len = g.c_out * plane;
+    let mut strips = Strips::new(g);
+    let mut gathered = Vec::new();
+    // Per kernel row, `[C_in·k, C_out]`.
+    let mut transposed = vec![T::default(); k * cols * g.c_out];
+    for (i, (n, count)) in groups(g).enumerate() {
+        let width = g.strip_width(count);
+        let grad = if count == 1 {
+            Mat::new(&dy[n * image_len..][..image_len], g.c_out, plane)
+        } else {
+            gathered.clear();
+            gathered.resize(g.c_out * width, T::default());
+            for j in 0..count {
+                for co in 0..g.c_out {
+                    let src = &dy[(n + j) * image_len + co * plane..][..plane];
+                    gathered[co * width + j * g.strip_block()..][..plane].copy_from_slice(src);
+                }
+            }
+            Mat::new(&gathered, g.c_out, width)
+        };
+        let view = strips.fill(g, x, (n, count));
+        for (ky, part) in transposed.chunks_mut(cols * g.c_out).enumerate() {
+            matmul_strided(part, (1, g.c_out), grad, view.row(ky).t(), i > 0);
+        }
+    }
+    for (ky, part) in transposed.chunks(cols * g.c_out).enumerate() {
+        for (r, row) in part.chunks(g.c_out).enumerate() {
+            let (ci, kx) = (r / k, r % k);
+            for (co, &v) in row.iter().enumerate() {
+                dw[((co * g.c_in + ci) * k + ky) * k + kx] = v;
+            }
         }
     }
 }
@@ -691,19 +856,23 @@ mod tests {
         }
     }
 
-    /// The shifted im2col of size-keeping convolutions gives exactly (bit for bit) what the
-    /// row-by-row one gives, padding included.
+    /// The products over strips of size-keeping convolutions equal the im2col ones (forward and
+    /// weight gradient, masked or not), maps smaller than the kernel and groups of several
+    /// images included.
     #[test]
-    fn shifted_im2col_equals_the_row_by_row_one() {
+    fn strip_products_equal_the_im2col_ones() {
         for (c_in, kernel, h, w) in [
             (2, 3, 5, 4),
             (1, 3, 1, 1),
             (3, 3, 2, 7),
             (2, 5, 6, 6),
+            (2, 5, 1, 2),
             (2, 1, 3, 3),
+            (3, 3, 16, 16),
+            (2, 3, 8, 8),
         ] {
             let g = Geometry {
-                batch: 2,
+                batch: 5,
                 c_in,
                 c_out: 3,
                 h,
@@ -713,18 +882,28 @@ mod tests {
                 pad: kernel / 2,
             };
             assert!(g.keeps_width());
-            let image: Vec<f32> = values(c_in * h * w, 7).iter().map(|&v| v as f32).collect();
-            let size = g.col_rows() * g.col_ld();
-            let (mut rows, mut shifted) = (vec![f32::NAN; size], vec![f32::NAN; size]);
-            im2col_rows(&g, Input::plain(&image), &mut rows, g.out_plane());
-            im2col_shifted(&g, Input::plain(&image), &mut shifted, g.out_plane());
-            let used = |m: &[f32]| -> Vec<u32> {
-                (0..g.col_rows())
-                    .flat_map(|r| m[r * g.col_ld() + g.out_plane()..][..g.out_plane()].to_vec())
-                    .map(f32::to_bits)
-                    .collect()
-            };
-            assert_eq!(used(&rows), used(&shifted), "{g:?}: im2col");
+            let (nx, nw, ny) = g.sizes();
+            let (x, wt, dy) = (values(nx, 12), values(nw, 13), values(ny, 14));
+            for input in [
+                Input::plain(&x),
+                Input {
+                    x: &x,
+                    mask: Some(&x),
+                },
+            ] {
+                let (mut a, mut b) = (vec![0.0; ny], vec![0.0; ny]);
+                forward_by_strips(&g, input, &wt, &mut a);
+                forward_by_col(&g, input, &wt, &mut b);
+                for (a, b) in a.iter().zip(&b) {
+                    assert!((a - b).abs() < 1e-12, "{g:?}: forward {a} vs {b}");
+                }
+                let (mut a, mut b) = (vec![0.0; nw], vec![0.0; nw]);
+                backward_weight_by_strips(&g, input, &dy, &mut a);
+                backward_weight_by_col(&g, input, &dy, &mut b);
+                for (a, b) in a.iter().zip(&b) {
+                    assert!((a - b).abs() < 1e-12, "{g:?}: weight gradient {a} vs {b}");
+                }
+            }
         }
     }
 
