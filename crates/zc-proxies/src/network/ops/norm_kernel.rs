@@ -35,55 +35,111 @@ impl Dims {
         (n * self.channels + c) * self.plane
     }
 
-    /// Sums over channel `c` of the `R` values `f` gives for the aligned plane values of
-    /// `inputs`, in 8 interleaved partial sums (which vectorise; one running float64 sum
-    /// would not).
-    fn sums<T: Scalar, const K: usize, const R: usize>(
+    /// Per channel `c`, the sums of the `R` values `f(c)` gives for the aligned values of
+    /// `inputs`. Memory is read in order, plane after plane ([`plane_sums`]): a channel's planes
+    /// lie apart, and reading them channel by channel defeated the prefetcher.
+    // Inlined into the multiversioned kernels, so that it is compiled for their CPU features.
+    #[inline(always)]
+    fn sums<T: Scalar, const K: usize, const R: usize, F: Fn([Lanes<T>; K]) -> [Lanes<f64>; R]>(
         &self,
         inputs: [&[T]; K],
-        c: usize,
-        f: impl Fn([T; K]) -> [f64; R],
-    ) -> [f64; R] {
-        const LANES: usize = 8;
-        let mut acc = [[0.0; LANES]; R];
-        let add = |acc: &mut [[f64; LANES]; R], lane: usize, values: [f64; R]| {
-            for (a, v) in acc.iter_mut().zip(values) {
-                a[lane] += v;
-            }
-        };
+        f: impl Fn(usize) -> F,
+    ) -> Vec<[f64; R]> {
+        let mut totals = vec![[0.0; R]; self.channels];
         for n in 0..self.batch {
-            let start = self.at(n, c);
-            let planes = inputs.map(|data| &data[start..start + self.plane]);
-            let whole = self.plane / LANES * LANES;
-            for base in (0..whole).step_by(LANES) {
-                let chunk = planes.map(|p| &p[base..base + LANES]);
-                for lane in 0..LANES {
-                    add(&mut acc, lane, f(chunk.map(|p| p[lane])));
+            for (c, total) in totals.iter_mut().enumerate() {
+                let start = self.at(n, c);
+                let planes = inputs.map(|data| &data[start..start + self.plane]);
+                for (t, part) in total.iter_mut().zip(plane_sums(planes, f(c))) {
+                    *t += part;
                 }
             }
-            for i in whole..self.plane {
-                add(&mut acc, i - whole, f(planes.map(|p| p[i])));
-            }
         }
-        acc.map(|lanes| lanes.iter().sum())
+        totals
     }
 
-    /// Writes `f` of the aligned plane values of `inputs` into channel `c` of `out`.
-    fn fill<T: Scalar, const K: usize>(
+    /// Writes `f(c)` of the aligned values of `inputs` into channel `c` of `out`, in memory
+    /// order.
+    #[inline(always)]
+    fn fill<T: Scalar, const K: usize, F: Fn([T; K]) -> T>(
         &self,
         out: &mut [T],
         inputs: [&[T]; K],
-        c: usize,
-        f: impl Fn([T; K]) -> T,
+        f: impl Fn(usize) -> F,
     ) {
         for n in 0..self.batch {
-            let start = self.at(n, c);
-            let planes = inputs.map(|data| &data[start..start + self.plane]);
-            for (i, d) in out[start..start + self.plane].iter_mut().enumerate() {
-                *d = f(planes.map(|p| p[i]));
+            for c in 0..self.channels {
+                let start = self.at(n, c);
+                let planes = inputs.map(|data| &data[start..start + self.plane]);
+                let f = f(c);
+                for (i, d) in out[start..start + self.plane].iter_mut().enumerate() {
+                    *d = f(planes.map(|p| p[i]));
+                }
             }
         }
     }
+}
+
+/// Values per step of [`plane_sums`].
+const LANES: usize = 8;
+
+/// One step's values, a vector's worth.
+type Lanes<T> = [T; LANES];
+
+/// The sums of the `R` values `f` gives for the aligned values of `planes`, taken [`LANES`]
+/// at a time (written lane-wise so that they vectorise) into as many partial sums.
+#[inline(always)]
+fn plane_sums<T: Scalar, const K: usize, const R: usize>(
+    planes: [&[T]; K],
+    f: impl Fn([Lanes<T>; K]) -> [Lanes<f64>; R],
+) -> [f64; R] {
+    let mut acc = [[0.0; LANES]; R];
+    let len = planes[0].len();
+    let whole = len / LANES * LANES;
+    for base in (0..whole).step_by(LANES) {
+        let chunk =
+            planes.map(|p| -> Lanes<T> { p[base..base + LANES].try_into().expect("a whole step") });
+        for (acc, values) in acc.iter_mut().zip(f(chunk)) {
+            for (a, v) in acc.iter_mut().zip(values) {
+                *a += v;
+            }
+        }
+    }
+    if whole < len {
+        // The last values, padded; only the lanes they fill are added.
+        let chunk = planes.map(|p| -> Lanes<T> {
+            std::array::from_fn(|lane| p.get(whole + lane).copied().unwrap_or_default())
+        });
+        for (acc, values) in acc.iter_mut().zip(f(chunk)) {
+            for (a, v) in acc.iter_mut().zip(values).take(len - whole) {
+                *a += v;
+            }
+        }
+    }
+    acc.map(|lanes| lanes.iter().sum())
+}
+
+/// Widens a step's values to float64.
+#[inline(always)]
+fn wide<T: Scalar>(values: Lanes<T>) -> Lanes<f64> {
+    lanes(|lane| values[lane].wide())
+}
+
+/// The lane-wise product of two steps' values.
+#[inline(always)]
+fn times(a: Lanes<f64>, b: Lanes<f64>) -> Lanes<f64> {
+    lanes(|lane| a[lane] * b[lane])
+}
+
+/// A step's values `f(lane)`, by a plain loop (which vectorises where `array::from_fn` and
+/// `array::map` did not).
+#[inline(always)]
+fn lanes<U: Copy + Default>(f: impl Fn(usize) -> U) -> Lanes<U> {
+    let mut out = [U::default(); LANES];
+    for (lane, o) in out.iter_mut().enumerate() {
+        *o = f(lane);
+    }
+    out
 }
 
 /// A channel's mean and inverse standard deviation, rounded to `T` as the forward uses them.
@@ -103,26 +159,32 @@ pub(crate) struct Stats<T> {
     "x86_64+avx2+fma"
 ))]
 pub(crate) fn stats<T: Scalar>(dims: &Dims, x: &[T]) -> Vec<Stats<T>> {
-    (0..dims.channels).map(|c| Stats::of(dims, x, c)).collect()
+    let means: Vec<T> = dims
+        .sums([x], |_| |[v]: [Lanes<T>; 1]| [wide(v)])
+        .into_iter()
+        .map(|[sum]| T::narrow(sum / dims.count()))
+        .collect();
+    // The centred value is rounded to T first, as PyTorch's float32 computes it.
+    let squares = dims.sums([x], |c| {
+        let mean = means[c].wide();
+        move |[v]: [Lanes<T>; 1]| {
+            [lanes(|lane| {
+                let centred = T::narrow(v[lane].wide() - mean).wide();
+                centred * centred
+            })]
+        }
+    });
+    means
+        .iter()
+        .zip(squares)
+        .map(|(&mean, [squares])| Stats {
+            mean,
+            inv_std: T::narrow(1.0 / (squares / dims.count() + BN_EPS).sqrt()),
+        })
+        .collect()
 }
 
 impl<T: Scalar> Stats<T> {
-    fn of(dims: &Dims, x: &[T], c: usize) -> Self {
-        let [sum] = dims.sums([x], c, |[v]| [v.wide()]);
-        let mean = T::narrow(sum / dims.count());
-        let m = mean.wide();
-        // The centred value is rounded to T first, as PyTorch's float32 computes it.
-        let [squares] = dims.sums([x], c, |[v]| {
-            let centred = T::narrow(v.wide() - m).wide();
-            [centred * centred]
-        });
-        let var = squares / dims.count();
-        Stats {
-            mean,
-            inv_std: T::narrow(1.0 / (var + BN_EPS).sqrt()),
-        }
-    }
-
     /// `n̂` in `T`'s arithmetic, as PyTorch computes it.
     fn normed(&self, x: T) -> T {
         (x - self.mean) * self.inv_std
@@ -135,9 +197,10 @@ impl<T: Scalar> Stats<T> {
     "x86_64+avx2+fma"
 ))]
 pub(crate) fn forward<T: Scalar>(dims: &Dims, stats: &[Stats<T>], x: &[T], out: &mut [T]) {
-    for (c, stats) in stats.iter().enumerate() {
-        dims.fill(out, [x], c, |[v]| stats.normed(v));
-    }
+    dims.fill(out, [x], |c| {
+        let stats = stats[c];
+        move |[v]: [T; 1]| stats.normed(v)
+    });
 }
 
 /// `out = J_x v`.
@@ -153,16 +216,21 @@ pub(crate) fn jacobian<T: Scalar>(
     out: &mut [T],
 ) {
     let m = dims.count();
-    for (c, stats) in stats.iter().enumerate() {
-        let [sum_v, sum_nv] = dims.sums([x, v], c, |[x, v]| {
-            [v.wide(), stats.normed(x).wide() * v.wide()]
-        });
-        let (mean_v, mean_nv) = (T::narrow(sum_v / m), T::narrow(sum_nv / m));
-        let s = stats.inv_std;
-        dims.fill(out, [x, v], c, |[x, v]| {
-            s * (v - mean_v - stats.normed(x) * mean_nv)
-        });
-    }
+    let sums = dims.sums([x, v], |c| {
+        let stats = stats[c];
+        move |[x, v]: [Lanes<T>; 2]| {
+            let (v, n) = (wide(v), lanes(|lane| stats.normed(x[lane]).wide()));
+            [v, times(n, v)]
+        }
+    });
+    let means: Vec<(T, T)> = sums
+        .iter()
+        .map(|&[sum_v, sum_nv]| (T::narrow(sum_v / m), T::narrow(sum_nv / m)))
+        .collect();
+    dims.fill(out, [x, v], |c| {
+        let ((mean_v, mean_nv), stats) = (means[c], stats[c]);
+        move |[x, v]: [T; 2]| stats.inv_std * (v - mean_v - stats.normed(x) * mean_nv)
+    });
 }
 
 /// `out = ∇_x <b, J_x t>`: what back-propagating a tangent through the norm adds to `x`.
@@ -179,24 +247,32 @@ pub(crate) fn tangent_backward<T: Scalar>(
     out: &mut [T],
 ) {
     let m = dims.count();
-    for (c, stats) in stats.iter().enumerate() {
-        let s = stats.inv_std.wide();
-        let [sum_b, sum_t, sum_bt, bb, cc] = dims.sums([x, t, b], c, |[x, t, b]| {
-            let (n, t, b) = (stats.normed(x).wide(), t.wide(), b.wide());
-            [b, t, b * t, n * b, n * t]
-        });
-        let (mean_b, mean_t) = (sum_b / m, sum_t / m);
-        let a = sum_bt - mean_t * mean_b * m;
-        // -(s²/M)(A - BC/M) n̂ - (s/M)(C J b + B J t), with J b = s(b - mean_b - n̂ B/M) and
-        // J t = s(t - mean_t - n̂ C/M), gathered per term:
-        let on_b = -s * s * cc / m;
-        let on_t = -s * s * bb / m;
-        let on_n = -s * s / m * (a - bb * cc / m) + 2.0 * s * s * bb * cc / (m * m);
-        let [on_n, on_b, on_t, mean_b, mean_t] = [on_n, on_b, on_t, mean_b, mean_t].map(T::narrow);
-        dims.fill(out, [x, t, b], c, |[x, t, b]| {
-            on_n * stats.normed(x) + on_b * (b - mean_b) + on_t * (t - mean_t)
-        });
-    }
+    let sums = dims.sums([x, t, b], |c| {
+        let stats = stats[c];
+        move |[x, t, b]: [Lanes<T>; 3]| {
+            let (n, t, b) = (lanes(|lane| stats.normed(x[lane]).wide()), wide(t), wide(b));
+            [b, t, times(b, t), times(n, b), times(n, t)]
+        }
+    });
+    let terms: Vec<[T; 5]> = sums
+        .iter()
+        .zip(stats)
+        .map(|(&[sum_b, sum_t, sum_bt, bb, cc], stats)| {
+            let s = stats.inv_std.wide();
+            let (mean_b, mean_t) = (sum_b / m, sum_t / m);
+            let a = sum_bt - mean_t * mean_b * m;
+            // -(s²/M)(A - BC/M) n̂ - (s/M)(C J b + B J t), with J b = s(b - mean_b - n̂ B/M) and
+            // J t = s(t - mean_t - n̂ C/M), gathered per term:
+            let on_b = -s * s * cc / m;
+            let on_t = -s * s * bb / m;
+            let on_n = -s * s / m * (a - bb * cc / m) + 2.0 * s * s * bb * cc / (m * m);
+            [on_n, on_b, on_t, mean_b, mean_t].map(T::narrow)
+        })
+        .collect();
+    dims.fill(out, [x, t, b], |c| {
+        let ([on_n, on_b, on_t, mean_b, mean_t], stats) = (terms[c], stats[c]);
+        move |[x, t, b]: [T; 3]| on_n * stats.normed(x) + on_b * (b - mean_b) + on_t * (t - mean_t)
+    });
 }
 
 #[cfg(test)]
@@ -241,8 +317,11 @@ mod tests {
         };
         let st = |x: &[f64]| stats(&dims, x);
         let normed = run(&|o| forward(&dims, &st(&x), &x, o));
-        for c in 0..2 {
-            let [sum] = dims.sums([&normed[..]], c, |[v]| [v]);
+        for (c, [sum]) in dims
+            .sums([&normed[..]], |_| |[v]: [Lanes<f64>; 1]| [v])
+            .into_iter()
+            .enumerate()
+        {
             let mean = sum / 15.0;
             assert!(mean.abs() < 1e-12, "channel {c} mean {mean}");
         }
