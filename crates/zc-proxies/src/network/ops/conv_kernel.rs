@@ -720,41 +720,49 @@ fn backward_weight_by_col<T: Scalar>(g: &Geometry, x: Input<'_, T>, dy: &[T], dw
     }
 }
 
-/// [`backward_weight`] of a [`Geometry::keeps_width`] convolution: kernel row `ky`'s part is
-/// `dy · strips(ky)ᵀ`, with `dy` laid out as the product over the strips (zero in the columns
-/// that belong to no output).
+/// [`backward_weight`] of a [`Geometry::keeps_width`] convolution. Kernel row `ky`'s part is
+/// `dy · strips(ky)ᵀ`, which is `dy` shifted `ky` image rows on times the whole strips: with the
+/// `k` shifted copies of `dy` stacked, all kernel rows are one product with `k·C_out` rows
+/// (gemm's tiles are 64 rows high: 16 output channels alone would fill a quarter of each).
 fn backward_weight_by_strips<T: Scalar>(g: &Geometry, x: Input<'_, T>, dy: &[T], dw: &mut [T]) {
-    let (k, plane) = (g.kernel, g.out_plane());
+    let (k, plane, w) = (g.kernel, g.out_plane(), g.w);
     let cols = g.c_in * k;
     let image_len = g.c_out * plane;
     let mut strips = Strips::new(g);
-    let mut gathered = Vec::new();
-    // Per kernel row, `[C_in·k, C_out]`.
-    let mut transposed = vec![T::default(); k * cols * g.c_out];
+    let mut shifted = Vec::new();
+    // `[C_in·k, k·C_out]`: row `(ci, kx)`, column `(ky, co)`.
+    let mut transposed = vec![T::default(); cols * k * g.c_out];
     for (i, (n, count)) in groups(g).enumerate() {
-        let width = g.strip_width(count);
-        let grad = if count == 1 {
-            Mat::new(&dy[n * image_len..][..image_len], g.c_out, plane)
-        } else {
-            gathered.clear();
-            gathered.resize(g.c_out * width, T::default());
+        let span = g.strip_width(count) + (k - 1) * w;
+        // Row `(ky, co)`: `dy[co]` of each image at its place in the product, `ky·w` on; zero
+        // elsewhere.
+        shifted.resize(k * g.c_out * span, T::default());
+        for (r, row) in shifted.chunks_mut(span).take(k * g.c_out).enumerate() {
+            let (ky, co) = (r / g.c_out, r % g.c_out);
+            let mut at = ky * w;
+            row[..at].fill(T::default());
             for j in 0..count {
-                for co in 0..g.c_out {
-                    let src = &dy[(n + j) * image_len + co * plane..][..plane];
-                    gathered[co * width + j * g.strip_block()..][..plane].copy_from_slice(src);
-                }
+                row[at..][..plane]
+                    .copy_from_slice(&dy[(n + j) * image_len + co * plane..][..plane]);
+                at += plane;
+                let gap = if j + 1 < count {
+                    g.strip_block() - plane
+                } else {
+                    span - at
+                };
+                row[at..][..gap].fill(T::default());
+                at += gap;
             }
-            Mat::new(&gathered, g.c_out, width)
-        };
-        let view = strips.fill(g, x, (n, count));
-        for (ky, part) in transposed.chunks_mut(cols * g.c_out).enumerate() {
-            matmul_strided(part, (1, g.c_out), grad, view.row(ky).t(), i > 0);
         }
+        let grad = Mat::new(&shifted, k * g.c_out, span);
+        let view = strips.fill(g, x, (n, count));
+        let whole = Mat::strided(view.data, cols, span, view.ld);
+        matmul_strided(&mut transposed, (1, k * g.c_out), grad, whole.t(), i > 0);
     }
-    for (ky, part) in transposed.chunks(cols * g.c_out).enumerate() {
-        for (r, row) in part.chunks(g.c_out).enumerate() {
-            let (ci, kx) = (r / k, r % k);
-            for (co, &v) in row.iter().enumerate() {
+    for (r, row) in transposed.chunks(k * g.c_out).enumerate() {
+        let (ci, kx) = (r / k, r % k);
+        for (ky, part) in row.chunks(g.c_out).enumerate() {
+            for (co, &v) in part.iter().enumerate() {
                 dw[((co * g.c_in + ci) * k + ky) * k + kx] = v;
             }
         }
