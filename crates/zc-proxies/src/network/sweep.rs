@@ -10,7 +10,10 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
 
 use super::forward::{ForwardRecord, avg_pool_2x2};
-use super::ops::conv::{conv2d, conv2d_input_grad, conv2d_weight_grad, masked_conv2d};
+use super::ops::conv::{
+    conv2d, conv2d_input_grad, conv2d_input_grad_pair, conv2d_pair, conv2d_weight_grad,
+    masked_conv2d,
+};
 use super::ops::norm;
 use super::ops::pool::{avg_pool_3x3, avg_pool_3x3_adjoint};
 use super::ops::relu::ReluBackend;
@@ -517,8 +520,16 @@ impl TangentSweep<'_> {
         }
         let back =
             |w: Tensor<4>, d: Tensor<4>| conv2d_input_grad(x.clone(), w, d, relu_first, stride);
-        let through_weight = dot.map(|d| back(weight.clone(), d));
-        add(through_weight, grad.map(|b| back(g, b)))
+        match (dot, grad) {
+            (Some(d), Some(b)) => Some(conv2d_input_grad_pair(
+                x.clone(),
+                [(weight, d), (g, b)],
+                relu_first,
+                stride,
+            )),
+            (Some(d), None) => Some(back(weight, d)),
+            (None, b) => b.map(|b| back(g, b)),
+        }
     }
 
     fn relu_conv_norm(
@@ -534,7 +545,7 @@ impl TangentSweep<'_> {
 /// Fills in `record`'s tangents along `direction` (per weight layer): a forward that carries
 /// only the tangent, reading the recorded values where the forward along the direction
 /// would recompute them. Each convolution's tangent is `W * dx + g * x` (after the fused ReLU,
-/// whose mask the recorded input gives), each BatchNorm's `J_x dx`.
+/// whose mask the recorded input gives; one product over both inputs), each BatchNorm's `J_x dx`.
 pub(crate) fn tangent_forward(
     net: &Nb201Network,
     params: &[Tensor<1>],
@@ -619,13 +630,16 @@ impl TangentForward<'_> {
         let x = self.keep(t.clone());
         let spec = &self.net.layers[layer];
         let (shape, stride) = spec.conv_shape();
-        let conv = |a: Tensor<4>, w: Tensor<4>| match relu_first {
-            true => masked_conv2d(x.clone(), a, w, stride),
-            false => conv2d(a, w, stride),
+        let g = self.direction[layer].clone().reshape(shape);
+        let Some(t) = t else {
+            return Some(match relu_first {
+                true => masked_conv2d(x.clone(), x, g, stride),
+                false => conv2d(x, g, stride),
+            });
         };
-        let along_weight = conv(x.clone(), self.direction[layer].clone().reshape(shape));
-        let along_input = t.map(|t| conv(t, self.params[spec.weight].clone().reshape(shape)));
-        add(Some(along_weight), along_input)
+        let weight = self.params[spec.weight].clone().reshape(shape);
+        let terms = [(x.clone(), g), (t, weight)];
+        Some(conv2d_pair(x, terms, relu_first, stride))
     }
 
     fn relu_conv_norm(

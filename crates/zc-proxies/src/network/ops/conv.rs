@@ -53,6 +53,36 @@ pub trait ConvBackend: Backend {
         pad: usize,
     ) -> FloatTensor<Self>;
 
+    /// `conv2d(a·m, weight_a) + conv2d(b·m, weight_b)` with `m = [mask > 0]` when `relu_first`
+    /// (else 1), stride `stride` and padding `pad`, no bias: a tangent's two terms as one
+    /// product, for sweeps outside autodiff (the result is a constant).
+    #[allow(clippy::too_many_arguments)]
+    fn nb201_conv_pair(
+        mask: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        weight_a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        weight_b: FloatTensor<Self>,
+        relu_first: bool,
+        stride: usize,
+        pad: usize,
+    ) -> FloatTensor<Self>;
+
+    /// The sum of the gradients reaching `input` through `conv2d(input, weight_a)` from `grad_a`
+    /// and through `conv2d(input, weight_b)` from `grad_b` (through the ReLU fused first when
+    /// `relu_first`), as one product, for sweeps outside autodiff (the result is a constant).
+    #[allow(clippy::too_many_arguments)]
+    fn nb201_conv_input_grad_pair(
+        input: FloatTensor<Self>,
+        weight_a: FloatTensor<Self>,
+        grad_a: FloatTensor<Self>,
+        weight_b: FloatTensor<Self>,
+        grad_b: FloatTensor<Self>,
+        relu_first: bool,
+        stride: usize,
+        pad: usize,
+    ) -> FloatTensor<Self>;
+
     /// The gradient reaching `weight` through `conv2d(input, weight)` (through
     /// `conv2d(input·[mask > 0], weight)` when `relu_first`) from the output gradient `grad`,
     /// for backward sweeps outside autodiff: the result is a constant.
@@ -152,6 +182,51 @@ pub(crate) fn conv2d_weight_grad(
     )
 }
 
+/// `conv2d(a·m, weight_a) + conv2d(b·m, weight_b)` with `m` the fused ReLU's mask `[mask > 0]`
+/// when `relu_first` (else 1): one product over both inputs, where [`masked_conv2d`] twice would
+/// make two outputs to add (flex only, outside autodiff).
+pub(crate) fn conv2d_pair(
+    mask: Tensor<4>,
+    [(a, weight_a), (b, weight_b)]: [(Tensor<4>, Tensor<4>); 2],
+    relu_first: bool,
+    stride: usize,
+) -> Tensor<4> {
+    let pad = weight_a.dims()[2] / 2;
+    Tensor::from_dispatch(<burn::backend::Dispatch as ConvBackend>::nb201_conv_pair(
+        mask.into_dispatch(),
+        a.into_dispatch(),
+        weight_a.into_dispatch(),
+        b.into_dispatch(),
+        weight_b.into_dispatch(),
+        relu_first,
+        stride,
+        pad,
+    ))
+}
+
+/// The sum of [`conv2d_input_grad`] for two (weight, output gradient) pairs of one input, as one
+/// product (flex only, outside autodiff).
+pub(crate) fn conv2d_input_grad_pair(
+    input: Tensor<4>,
+    [(weight_a, grad_a), (weight_b, grad_b)]: [(Tensor<4>, Tensor<4>); 2],
+    relu_first: bool,
+    stride: usize,
+) -> Tensor<4> {
+    let pad = weight_a.dims()[2] / 2;
+    Tensor::from_dispatch(
+        <burn::backend::Dispatch as ConvBackend>::nb201_conv_input_grad_pair(
+            input.into_dispatch(),
+            weight_a.into_dispatch(),
+            grad_a.into_dispatch(),
+            weight_b.into_dispatch(),
+            grad_b.into_dispatch(),
+            relu_first,
+            stride,
+            pad,
+        ),
+    )
+}
+
 /// The geometry of a convolution of `x` (`[N, C_in, H, W]`) by `weight` (`[C_out, C_in, k, k]`).
 fn geometry(x: &FlexTensor, weight: &FlexTensor, stride: usize, pad: usize) -> Geometry {
     let [batch, c_in, h, w] = x.layout().shape().dims();
@@ -193,6 +268,51 @@ impl ConvBackend for Flex {
             };
             kernel::forward(&g, input, ins[2], y)
         })
+    }
+
+    fn nb201_conv_pair(
+        mask: FlexTensor,
+        a: FlexTensor,
+        weight_a: FlexTensor,
+        b: FlexTensor,
+        weight_b: FlexTensor,
+        relu_first: bool,
+        stride: usize,
+        pad: usize,
+    ) -> FlexTensor {
+        let g = geometry(&a, &weight_a, stride, pad);
+        let shape = [g.batch, g.c_out, g.h_out(), g.w_out()];
+        dispatch_dtype!(
+            [&a, &b, &mask, &weight_a, &weight_b],
+            shape.to_vec(),
+            |ins, y| {
+                let mask = relu_first.then_some(ins[2]);
+                let (a, b) = (Input { x: ins[0], mask }, Input { x: ins[1], mask });
+                kernel::forward_sum(&g, &[(a, ins[3]), (b, ins[4])], y)
+            }
+        )
+    }
+
+    fn nb201_conv_input_grad_pair(
+        input: FlexTensor,
+        weight_a: FlexTensor,
+        grad_a: FlexTensor,
+        weight_b: FlexTensor,
+        grad_b: FlexTensor,
+        relu_first: bool,
+        stride: usize,
+        pad: usize,
+    ) -> FlexTensor {
+        let g = geometry(&input, &weight_a, stride, pad);
+        let shape = [g.batch, g.c_in, g.h, g.w].to_vec();
+        dispatch_dtype!(
+            [&weight_a, &grad_a, &weight_b, &grad_b, &input],
+            shape,
+            |ins, dx| {
+                let mask = relu_first.then_some(ins[4]);
+                kernel::backward_input_sum(&g, &[(ins[0], ins[1]), (ins[2], ins[3])], mask, dx)
+            }
+        )
     }
 
     fn nb201_conv_input_grad(
@@ -365,6 +485,52 @@ impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
             pad,
         );
         ConstantStep.prepare::<C>([]).compute_bound().stateless(dw)
+    }
+
+    fn nb201_conv_pair(
+        mask: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        weight_a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        weight_b: FloatTensor<Self>,
+        relu_first: bool,
+        stride: usize,
+        pad: usize,
+    ) -> FloatTensor<Self> {
+        let y = Flex::nb201_conv_pair(
+            mask.into_primitive(),
+            a.into_primitive(),
+            weight_a.into_primitive(),
+            b.into_primitive(),
+            weight_b.into_primitive(),
+            relu_first,
+            stride,
+            pad,
+        );
+        ConstantStep.prepare::<C>([]).compute_bound().stateless(y)
+    }
+
+    fn nb201_conv_input_grad_pair(
+        input: FloatTensor<Self>,
+        weight_a: FloatTensor<Self>,
+        grad_a: FloatTensor<Self>,
+        weight_b: FloatTensor<Self>,
+        grad_b: FloatTensor<Self>,
+        relu_first: bool,
+        stride: usize,
+        pad: usize,
+    ) -> FloatTensor<Self> {
+        let dx = Flex::nb201_conv_input_grad_pair(
+            input.into_primitive(),
+            weight_a.into_primitive(),
+            grad_a.into_primitive(),
+            weight_b.into_primitive(),
+            grad_b.into_primitive(),
+            relu_first,
+            stride,
+            pad,
+        );
+        ConstantStep.prepare::<C>([]).compute_bound().stateless(dx)
     }
 
     fn nb201_masked_conv(

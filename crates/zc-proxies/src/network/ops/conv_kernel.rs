@@ -226,25 +226,31 @@ struct Strips<T> {
 }
 
 impl<T: Scalar> Strips<T> {
-    fn new(g: &Geometry) -> Self {
+    /// Strips for `inputs` inputs of geometry `g`, one above the other.
+    fn new(g: &Geometry, inputs: usize) -> Self {
         Strips {
-            data: vec![T::default(); g.col_rows() / g.kernel * g.strip_ld()],
+            data: vec![T::default(); inputs * g.c_in * g.kernel * g.strip_ld()],
             masked: Vec::new(),
         }
     }
 
-    /// Fills the strips with images `n..n + count` of `x` (or views the image itself for a single
-    /// unmasked image of a 1x1 convolution).
+    /// Fills the strips with images `n..n + count` of each of `inputs` (the rows of input `i`
+    /// after those of the ones before it), or views the image itself for a single unmasked image
+    /// of a 1x1 convolution.
     fn fill<'a>(
         &'a mut self,
         g: &Geometry,
-        x: Input<'a, T>,
+        inputs: &[Input<'a, T>],
         (n, count): (usize, usize),
     ) -> StripView<'a, T> {
         let (k, plane, ld) = (g.kernel, g.in_plane(), g.strip_ld());
         let image_len = g.c_in * plane;
-        let (rows, width) = (g.c_in * k, g.strip_width(count));
-        if g.is_pointwise() && count == 1 && x.mask.is_none() {
+        let (rows, width) = (inputs.len() * g.c_in * k, g.strip_width(count));
+        if let [x] = inputs
+            && g.is_pointwise()
+            && count == 1
+            && x.mask.is_none()
+        {
             let data = &x.x[n * image_len..][..image_len];
             return StripView {
                 data,
@@ -254,21 +260,24 @@ impl<T: Scalar> Strips<T> {
                 row_step: 0,
             };
         }
-        for j in 0..count {
-            let image = x.slice((n + j) * image_len..(n + j + 1) * image_len);
-            let image = match image.mask {
-                Some(mask) => {
-                    self.masked.resize(image_len, T::default());
-                    masked_copy(&mut self.masked, image.x, mask);
-                    &self.masked[..]
-                }
-                None => image.x,
-            };
-            for ci in 0..g.c_in {
-                let channel = &image[ci * plane..][..plane];
-                for kx in 0..k {
-                    let at = (ci * k + kx) * ld + g.pad * g.w + j * g.strip_block();
-                    shifted_copy(&mut self.data[at..][..plane], channel, kx, g);
+        for (i, x) in inputs.iter().enumerate() {
+            for j in 0..count {
+                let image = x.slice((n + j) * image_len..(n + j + 1) * image_len);
+                let image = match image.mask {
+                    Some(mask) => {
+                        self.masked.resize(image_len, T::default());
+                        masked_copy(&mut self.masked, image.x, mask);
+                        &self.masked[..]
+                    }
+                    None => image.x,
+                };
+                for ci in 0..g.c_in {
+                    let channel = &image[ci * plane..][..plane];
+                    for kx in 0..k {
+                        let row = (i * g.c_in + ci) * k + kx;
+                        let at = row * ld + g.pad * g.w + j * g.strip_block();
+                        shifted_copy(&mut self.data[at..][..plane], channel, kx, g);
+                    }
                 }
             }
         }
@@ -532,29 +541,41 @@ fn grad_of<'a, T: Scalar>(
 
 /// Forward: `y = conv(x, weight)`, all NCHW / OIHW and contiguous.
 pub(crate) fn forward<T: Scalar>(g: &Geometry, x: Input<'_, T>, weight: &[T], y: &mut [T]) {
+    forward_sum(g, &[(x, weight)], y);
+}
+
+/// `y = Σ_i conv(x_i, weight_i)` over `terms` `(x_i, weight_i)` of one geometry: for a
+/// size-keeping convolution, one product over the inputs' strips stacked (a tangent's
+/// `W·dx + dW·x` without a second output to add).
+pub(crate) fn forward_sum<T: Scalar>(g: &Geometry, terms: &[(Input<'_, T>, &[T])], y: &mut [T]) {
     if g.keeps_width() {
-        forward_by_strips(g, x, weight, y);
+        forward_by_strips(g, terms, y);
     } else {
-        forward_by_col(g, x, weight, y);
+        forward_by_col(g, terms, y);
     }
 }
 
-/// [`forward`] for any geometry: `W · col(X)`.
-fn forward_by_col<T: Scalar>(g: &Geometry, x: Input<'_, T>, weight: &[T], y: &mut [T]) {
+/// [`forward_sum`] for any geometry: `Σ_i W_i · col(X_i)`.
+fn forward_by_col<T: Scalar>(g: &Geometry, terms: &[(Input<'_, T>, &[T])], y: &mut [T]) {
     let (rows, plane) = (g.col_rows(), g.out_plane());
-    let w = Mat::new(weight, g.c_out, rows);
     let (mut col, mut masked) = (col_buffer(g), Vec::new());
     let mut product = Vec::new();
     for (n, count) in groups(g) {
-        let col = col_of(g, x, (n, count), &mut col, &mut masked);
         if count == 1 {
             let out = &mut y[n * g.c_out * plane..][..g.c_out * plane];
-            matmul(out, plane, w, col, false);
+            for (i, &(x, weight)) in terms.iter().enumerate() {
+                let col = col_of(g, x, (n, count), &mut col, &mut masked);
+                matmul(out, plane, Mat::new(weight, g.c_out, rows), col, i > 0);
+            }
             continue;
         }
         // [C_out, count·plane] for the group, then each image's planes to their NCHW place.
         product.resize(g.c_out * count * plane, T::default());
-        matmul(&mut product, count * plane, w, col, false);
+        for (i, &(x, weight)) in terms.iter().enumerate() {
+            let col = col_of(g, x, (n, count), &mut col, &mut masked);
+            let w = Mat::new(weight, g.c_out, rows);
+            matmul(&mut product, count * plane, w, col, i > 0);
+        }
         scatter_planes(g, &product, count * plane, plane, (n, count), y);
     }
 }
@@ -578,27 +599,35 @@ fn scatter_planes<T: Scalar>(
     }
 }
 
-/// The kernel rows of `weight` (`[C_out, C_in, k, k]`) as `k` matrices `[C_out, C_in·k]`, the
-/// operands of a product over [`Strips`].
-fn kernel_rows<T: Scalar>(g: &Geometry, weight: &[T]) -> Vec<T> {
+/// The kernel rows of `weights` (each `[C_out, C_in, k, k]`) as `k` matrices
+/// `[C_out, weights·C_in·k]` (row `co`: each weight's `[C_in, k]` at `ky`, in turn), the operands
+/// of a product over [`Strips`] of as many inputs.
+fn kernel_rows<T: Scalar>(g: &Geometry, weights: &[&[T]]) -> Vec<T> {
     let k = g.kernel;
-    let mut rows = vec![T::default(); weight.len()];
-    for co in 0..g.c_out {
-        for ci in 0..g.c_in {
-            for ky in 0..k {
-                let from = &weight[((co * g.c_in + ci) * k + ky) * k..][..k];
-                rows[((ky * g.c_out + co) * g.c_in + ci) * k..][..k].copy_from_slice(from);
+    let cols = weights.len() * g.c_in * k;
+    let mut rows = vec![T::default(); k * g.c_out * cols];
+    for (i, weight) in weights.iter().enumerate() {
+        for co in 0..g.c_out {
+            for ci in 0..g.c_in {
+                for ky in 0..k {
+                    let from = &weight[((co * g.c_in + ci) * k + ky) * k..][..k];
+                    let at = (ky * g.c_out + co) * cols + (i * g.c_in + ci) * k;
+                    rows[at..][..k].copy_from_slice(from);
+                }
             }
         }
     }
     rows
 }
 
-/// [`forward`] of a [`Geometry::keeps_width`] convolution: `Σ_ky W[:, :, ky, :] · strips(ky)`.
-fn forward_by_strips<T: Scalar>(g: &Geometry, x: Input<'_, T>, weight: &[T], y: &mut [T]) {
+/// [`forward_sum`] of a [`Geometry::keeps_width`] convolution: `Σ_ky W[:, :, ky, :] · strips(ky)`,
+/// with the terms' weights side by side and their inputs' strips one above the other.
+fn forward_by_strips<T: Scalar>(g: &Geometry, terms: &[(Input<'_, T>, &[T])], y: &mut [T]) {
     let (k, plane) = (g.kernel, g.out_plane());
-    let cols = g.c_in * k;
-    let rows = kernel_rows(g, weight);
+    let cols = terms.len() * g.c_in * k;
+    let weights: Vec<&[T]> = terms.iter().map(|&(_, w)| w).collect();
+    let inputs: Vec<Input<'_, T>> = terms.iter().map(|&(x, _)| x).collect();
+    let rows = kernel_rows(g, &weights);
     let w = |ky: usize| {
         Mat::new(
             &rows[ky * g.c_out * cols..][..g.c_out * cols],
@@ -606,10 +635,10 @@ fn forward_by_strips<T: Scalar>(g: &Geometry, x: Input<'_, T>, weight: &[T], y: 
             cols,
         )
     };
-    let mut strips = Strips::new(g);
+    let mut strips = Strips::new(g, terms.len());
     let mut product = Vec::new();
     for (n, count) in groups(g) {
-        let view = strips.fill(g, x, (n, count));
+        let view = strips.fill(g, &inputs, (n, count));
         let width = view.width;
         if count == 1 {
             let out = &mut y[n * g.c_out * plane..][..g.c_out * plane];
@@ -635,58 +664,83 @@ pub(crate) fn backward_input<T: Scalar>(
     mask: Option<&[T]>,
     dx: &mut [T],
 ) {
+    backward_input_sum(g, &[(weight, dy)], mask, dx);
+}
+
+/// `dx = Σ_i conv(·, weight_i)ᵀ dy_i` over `terms` `(weight_i, dy_i)` of one geometry, masked by
+/// `mask`: for a size-keeping convolution, one product (as [`forward_sum`]).
+pub(crate) fn backward_input_sum<T: Scalar>(
+    g: &Geometry,
+    terms: &[(&[T], &[T])],
+    mask: Option<&[T]>,
+    dx: &mut [T],
+) {
     if g.keeps_width() {
-        backward_input_as_forward(g, weight, dy, dx);
+        backward_input_as_forward(g, terms, dx);
     } else {
-        backward_input_by_col2im(g, weight, dy, dx);
+        backward_input_by_col2im(g, terms, dx);
     }
     if let Some(mask) = mask {
         apply_mask(mask, dx);
     }
 }
 
-/// [`backward_input`] for any geometry, unmasked: `col2im(Wᵀ · dy)`.
-fn backward_input_by_col2im<T: Scalar>(g: &Geometry, weight: &[T], dy: &[T], dx: &mut [T]) {
+/// [`backward_input_sum`] for any geometry, unmasked: `Σ_i col2im(W_iᵀ · dy_i)`.
+fn backward_input_by_col2im<T: Scalar>(g: &Geometry, terms: &[(&[T], &[T])], dx: &mut [T]) {
     let (rows, plane) = (g.col_rows(), g.out_plane());
     let image_len = g.c_in * g.in_plane();
-    let wt = Mat::new(weight, g.c_out, rows).t();
     let mut col = col_buffer(g);
     let mut gathered = Vec::new();
     for (n, count) in groups(g) {
-        let grad = grad_of(g, dy, (n, count), &mut gathered);
-        matmul(&mut col, g.col_ld(), wt, grad, false);
         for j in 0..count {
-            let out = &mut dx[(n + j) * image_len..][..image_len];
-            out.fill(T::default());
-            col2im(g, &col, out, j * plane);
+            dx[(n + j) * image_len..][..image_len].fill(T::default());
+        }
+        for &(weight, dy) in terms {
+            let wt = Mat::new(weight, g.c_out, rows).t();
+            let grad = grad_of(g, dy, (n, count), &mut gathered);
+            matmul(&mut col, g.col_ld(), wt, grad, false);
+            for j in 0..count {
+                let out = &mut dx[(n + j) * image_len..][..image_len];
+                col2im(g, &col, out, j * plane);
+            }
         }
     }
 }
 
-/// [`backward_input`] of a [`Geometry::keeps_width`] convolution: input position `q` received
-/// `W[co, ci, ky, kx]·dy[co, q - shift(ky, kx)]`, and `-shift(ky, kx)` is the shift of the
-/// mirrored offset `(k-1-ky, k-1-kx)`, so `dx` is the forward convolution of `dy` by
-/// `W'[ci, co, ky, kx] = W[co, ci, k-1-ky, k-1-kx]`. That reads `dy` through im2col (copies into
+/// [`backward_input_sum`] of a [`Geometry::keeps_width`] convolution: input position `q`
+/// received `W[co, ci, ky, kx]·dy[co, q - shift(ky, kx)]`, and `-shift(ky, kx)` is the shift of
+/// the mirrored offset `(k-1-ky, k-1-kx)`, so `dx` is the forward convolution of `dy` by
+/// `W'[ci, co, ky, kx] = W[co, ci, k-1-ky, k-1-kx]`. That reads `dy` through strips (copies into
 /// a cache-sized buffer) instead of adding `col` back into `dx` through col2im.
-fn backward_input_as_forward<T: Scalar>(g: &Geometry, weight: &[T], dy: &[T], dx: &mut [T]) {
-    let k = g.kernel;
-    let taps = k * k;
-    let mut flipped = vec![T::default(); weight.len()];
-    for co in 0..g.c_out {
-        for ci in 0..g.c_in {
-            let from = &weight[(co * g.c_in + ci) * taps..][..taps];
-            let to = &mut flipped[(ci * g.c_out + co) * taps..][..taps];
-            for (t, v) in to.iter_mut().zip(from.iter().rev()) {
-                *t = *v;
+fn backward_input_as_forward<T: Scalar>(g: &Geometry, terms: &[(&[T], &[T])], dx: &mut [T]) {
+    let taps = g.kernel * g.kernel;
+    let flipped: Vec<Vec<T>> = terms
+        .iter()
+        .map(|&(weight, _)| {
+            let mut flipped = vec![T::default(); weight.len()];
+            for co in 0..g.c_out {
+                for ci in 0..g.c_in {
+                    let from = &weight[(co * g.c_in + ci) * taps..][..taps];
+                    let to = &mut flipped[(ci * g.c_out + co) * taps..][..taps];
+                    for (t, v) in to.iter_mut().zip(from.iter().rev()) {
+                        *t = *v;
+                    }
+                }
             }
-        }
-    }
+            flipped
+        })
+        .collect();
     let swapped = Geometry {
         c_in: g.c_out,
         c_out: g.c_in,
         ..*g
     };
-    forward(&swapped, Input::plain(dy), &flipped, dx);
+    let terms: Vec<(Input<'_, T>, &[T])> = terms
+        .iter()
+        .zip(&flipped)
+        .map(|(&(_, dy), w)| (Input::plain(dy), &w[..]))
+        .collect();
+    forward_sum(&swapped, &terms, dx);
 }
 
 /// Weight gradient: `dw = Σ_n dy[n] · col(x[n])ᵀ`.
@@ -728,7 +782,7 @@ fn backward_weight_by_strips<T: Scalar>(g: &Geometry, x: Input<'_, T>, dy: &[T],
     let (k, plane, w) = (g.kernel, g.out_plane(), g.w);
     let cols = g.c_in * k;
     let image_len = g.c_out * plane;
-    let mut strips = Strips::new(g);
+    let mut strips = Strips::new(g, 1);
     let mut shifted = Vec::new();
     // `[C_in·k, k·C_out]`: row `(ci, kx)`, column `(ky, co)`.
     let mut transposed = vec![T::default(); cols * k * g.c_out];
@@ -755,7 +809,7 @@ fn backward_weight_by_strips<T: Scalar>(g: &Geometry, x: Input<'_, T>, dy: &[T],
             }
         }
         let grad = Mat::new(&shifted, k * g.c_out, span);
-        let view = strips.fill(g, x, (n, count));
+        let view = strips.fill(g, &[x], (n, count));
         let whole = Mat::strided(view.data, cols, span, view.ld);
         matmul_strided(&mut transposed, (1, k * g.c_out), grad, whole.t(), i > 0);
     }
@@ -900,8 +954,8 @@ mod tests {
                 },
             ] {
                 let (mut a, mut b) = (vec![0.0; ny], vec![0.0; ny]);
-                forward_by_strips(&g, input, &wt, &mut a);
-                forward_by_col(&g, input, &wt, &mut b);
+                forward_by_strips(&g, &[(input, &wt)], &mut a);
+                forward_by_col(&g, &[(input, &wt)], &mut b);
                 for (a, b) in a.iter().zip(&b) {
                     assert!((a - b).abs() < 1e-12, "{g:?}: forward {a} vs {b}");
                 }
@@ -910,6 +964,53 @@ mod tests {
                 backward_weight_by_col(&g, input, &dy, &mut b);
                 for (a, b) in a.iter().zip(&b) {
                     assert!((a - b).abs() < 1e-12, "{g:?}: weight gradient {a} vs {b}");
+                }
+            }
+        }
+    }
+
+    /// A sum of two convolutions (forward, and input gradient) equals the sum of each, for
+    /// size-keeping and strided geometries, masked or not.
+    #[test]
+    fn sums_of_convolutions_equal_the_sums_of_each() {
+        for (kernel, stride, h) in [(3, 1, 8), (3, 1, 16), (1, 1, 5), (3, 2, 8), (1, 2, 6)] {
+            let g = Geometry {
+                batch: 5,
+                c_in: 2,
+                c_out: 3,
+                h,
+                w: h,
+                kernel,
+                stride,
+                pad: kernel / 2,
+            };
+            let (nx, nw, ny) = g.sizes();
+            let (x1, x2, mask) = (values(nx, 15), values(nx, 16), values(nx, 17));
+            let (w1, w2) = (values(nw, 18), values(nw, 19));
+            let (dy1, dy2) = (values(ny, 20), values(ny, 21));
+            for mask in [None, Some(&mask[..])] {
+                let (a, b) = (Input { x: &x1, mask }, Input { x: &x2, mask });
+                let (mut sum, mut one, mut two) = (vec![0.0; ny], vec![0.0; ny], vec![0.0; ny]);
+                forward_sum(&g, &[(a, &w1), (b, &w2)], &mut sum);
+                forward(&g, a, &w1, &mut one);
+                forward(&g, b, &w2, &mut two);
+                for (s, (o, t)) in sum.iter().zip(one.iter().zip(&two)) {
+                    assert!(
+                        (s - (o + t)).abs() < 1e-12,
+                        "{g:?}: forward {s} vs {}",
+                        o + t
+                    );
+                }
+                let (mut sum, mut one, mut two) = (vec![0.0; nx], vec![0.0; nx], vec![0.0; nx]);
+                backward_input_sum(&g, &[(&w1, &dy1), (&w2, &dy2)], mask, &mut sum);
+                backward_input(&g, &w1, &dy1, mask, &mut one);
+                backward_input(&g, &w2, &dy2, mask, &mut two);
+                for (s, (o, t)) in sum.iter().zip(one.iter().zip(&two)) {
+                    assert!(
+                        (s - (o + t)).abs() < 1e-12,
+                        "{g:?}: input gradient {s} vs {}",
+                        o + t
+                    );
                 }
             }
         }
