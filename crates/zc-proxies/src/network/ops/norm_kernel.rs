@@ -40,17 +40,18 @@ impl Dims {
     /// lie apart, and reading them channel by channel defeated the prefetcher.
     // Inlined into the multiversioned kernels, so that it is compiled for their CPU features.
     #[inline(always)]
-    fn sums<T: Scalar, const K: usize, const R: usize, F: Fn([Lanes<T>; K]) -> [Lanes<f64>; R]>(
+    fn sums<T: Scalar, const K: usize, const R: usize, F: Fn([T; K]) -> [f64; R]>(
         &self,
         inputs: [&[T]; K],
         f: impl Fn(usize) -> F,
     ) -> Vec<[f64; R]> {
         let mut totals = vec![[0.0; R]; self.channels];
+        let mut scratch = [[0.0; CHUNK]; R];
         for n in 0..self.batch {
             for (c, total) in totals.iter_mut().enumerate() {
                 let start = self.at(n, c);
                 let planes = inputs.map(|data| &data[start..start + self.plane]);
-                for (t, part) in total.iter_mut().zip(plane_sums(planes, f(c))) {
+                for (t, part) in total.iter_mut().zip(plane_sums(planes, f(c), &mut scratch)) {
                     *t += part;
                 }
             }
@@ -80,66 +81,44 @@ impl Dims {
     }
 }
 
-/// Values per step of [`plane_sums`].
-const LANES: usize = 8;
+/// Values per chunk of [`plane_sums`].
+const CHUNK: usize = 256;
 
-/// One step's values, a vector's worth.
-type Lanes<T> = [T; LANES];
-
-/// The sums of the `R` values `f` gives for the aligned values of `planes`, taken [`LANES`]
-/// at a time (written lane-wise so that they vectorise) into as many partial sums.
+/// The sums of the `R` values `f` gives for the aligned values of `planes` (`values`: scratch).
+/// Chunk by chunk,
+/// `f`'s values are first written out (a loop that vectorises over the values), then each
+/// row summed into 8 interleaved partial sums (which vectorises too; computing and summing in
+/// one loop did not, and one running float64 sum would not).
 #[inline(always)]
 fn plane_sums<T: Scalar, const K: usize, const R: usize>(
     planes: [&[T]; K],
-    f: impl Fn([Lanes<T>; K]) -> [Lanes<f64>; R],
+    f: impl Fn([T; K]) -> [f64; R],
+    values: &mut [[f64; CHUNK]; R],
 ) -> [f64; R] {
+    const LANES: usize = 8;
     let mut acc = [[0.0; LANES]; R];
     let len = planes[0].len();
-    let whole = len / LANES * LANES;
-    for base in (0..whole).step_by(LANES) {
-        let chunk =
-            planes.map(|p| -> Lanes<T> { p[base..base + LANES].try_into().expect("a whole step") });
-        for (acc, values) in acc.iter_mut().zip(f(chunk)) {
-            for (a, v) in acc.iter_mut().zip(values) {
-                *a += v;
+    for start in (0..len).step_by(CHUNK) {
+        let n = CHUNK.min(len - start);
+        let parts = planes.map(|p| &p[start..start + n]);
+        for i in 0..n {
+            for (row, v) in values.iter_mut().zip(f(parts.map(|p| p[i]))) {
+                row[i] = v;
             }
         }
-    }
-    if whole < len {
-        // The last values, padded; only the lanes they fill are added.
-        let chunk = planes.map(|p| -> Lanes<T> {
-            std::array::from_fn(|lane| p.get(whole + lane).copied().unwrap_or_default())
-        });
-        for (acc, values) in acc.iter_mut().zip(f(chunk)) {
-            for (a, v) in acc.iter_mut().zip(values).take(len - whole) {
+        for (acc, row) in acc.iter_mut().zip(values.iter()) {
+            let (whole, rest) = row[..n].split_at(n / LANES * LANES);
+            for step in whole.chunks_exact(LANES) {
+                for (a, v) in acc.iter_mut().zip(step) {
+                    *a += v;
+                }
+            }
+            for (a, v) in acc.iter_mut().zip(rest) {
                 *a += v;
             }
         }
     }
     acc.map(|lanes| lanes.iter().sum())
-}
-
-/// Widens a step's values to float64.
-#[inline(always)]
-fn wide<T: Scalar>(values: Lanes<T>) -> Lanes<f64> {
-    lanes(|lane| values[lane].wide())
-}
-
-/// The lane-wise product of two steps' values.
-#[inline(always)]
-fn times(a: Lanes<f64>, b: Lanes<f64>) -> Lanes<f64> {
-    lanes(|lane| a[lane] * b[lane])
-}
-
-/// A step's values `f(lane)`, by a plain loop (which vectorises where `array::from_fn` and
-/// `array::map` did not).
-#[inline(always)]
-fn lanes<U: Copy + Default>(f: impl Fn(usize) -> U) -> Lanes<U> {
-    let mut out = [U::default(); LANES];
-    for (lane, o) in out.iter_mut().enumerate() {
-        *o = f(lane);
-    }
-    out
 }
 
 /// A channel's mean and inverse standard deviation, rounded to `T` as the forward uses them.
@@ -160,18 +139,16 @@ pub(crate) struct Stats<T> {
 ))]
 pub(crate) fn stats<T: Scalar>(dims: &Dims, x: &[T]) -> Vec<Stats<T>> {
     let means: Vec<T> = dims
-        .sums([x], |_| |[v]: [Lanes<T>; 1]| [wide(v)])
+        .sums([x], |_| |[v]: [T; 1]| [v.wide()])
         .into_iter()
         .map(|[sum]| T::narrow(sum / dims.count()))
         .collect();
     // The centred value is rounded to T first, as PyTorch's float32 computes it.
     let squares = dims.sums([x], |c| {
         let mean = means[c].wide();
-        move |[v]: [Lanes<T>; 1]| {
-            [lanes(|lane| {
-                let centred = T::narrow(v[lane].wide() - mean).wide();
-                centred * centred
-            })]
+        move |[v]: [T; 1]| {
+            let centred = T::narrow(v.wide() - mean).wide();
+            [centred * centred]
         }
     });
     means
@@ -218,10 +195,7 @@ pub(crate) fn jacobian<T: Scalar>(
     let m = dims.count();
     let sums = dims.sums([x, v], |c| {
         let stats = stats[c];
-        move |[x, v]: [Lanes<T>; 2]| {
-            let (v, n) = (wide(v), lanes(|lane| stats.normed(x[lane]).wide()));
-            [v, times(n, v)]
-        }
+        move |[x, v]: [T; 2]| [v.wide(), stats.normed(x).wide() * v.wide()]
     });
     let means: Vec<(T, T)> = sums
         .iter()
@@ -249,9 +223,9 @@ pub(crate) fn tangent_backward<T: Scalar>(
     let m = dims.count();
     let sums = dims.sums([x, t, b], |c| {
         let stats = stats[c];
-        move |[x, t, b]: [Lanes<T>; 3]| {
-            let (n, t, b) = (lanes(|lane| stats.normed(x[lane]).wide()), wide(t), wide(b));
-            [b, t, times(b, t), times(n, b), times(n, t)]
+        move |[x, t, b]: [T; 3]| {
+            let (n, t, b) = (stats.normed(x).wide(), t.wide(), b.wide());
+            [b, t, b * t, n * b, n * t]
         }
     });
     let terms: Vec<[T; 5]> = sums
@@ -318,7 +292,7 @@ mod tests {
         let st = |x: &[f64]| stats(&dims, x);
         let normed = run(&|o| forward(&dims, &st(&x), &x, o));
         for (c, [sum]) in dims
-            .sums([&normed[..]], |_| |[v]: [Lanes<f64>; 1]| [v])
+            .sums([&normed[..]], |_| |[v]: [f64; 1]| [v])
             .into_iter()
             .enumerate()
         {
