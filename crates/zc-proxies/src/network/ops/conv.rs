@@ -247,7 +247,7 @@ impl ConvBackend for Flex {
     fn nb201_conv(x: FlexTensor, weight: FlexTensor, stride: usize, pad: usize) -> FlexTensor {
         let g = geometry(&x, &weight, stride, pad);
         let shape = [g.batch, g.c_out, g.h_out(), g.w_out()];
-        dispatch_dtype!([&x, &weight], shape.to_vec(), |ins, y| {
+        dispatch_dtype!(uninit [&x, &weight], shape.to_vec(), |ins, y| {
             kernel::forward(&g, Input::plain(ins[0]), ins[1], y)
         })
     }
@@ -261,7 +261,7 @@ impl ConvBackend for Flex {
     ) -> FlexTensor {
         let g = geometry(&x, &weight, stride, pad);
         let shape = [g.batch, g.c_out, g.h_out(), g.w_out()];
-        dispatch_dtype!([&x, &mask, &weight], shape.to_vec(), |ins, y| {
+        dispatch_dtype!(uninit [&x, &mask, &weight], shape.to_vec(), |ins, y| {
             let input = Input {
                 x: ins[0],
                 mask: Some(ins[1]),
@@ -283,7 +283,7 @@ impl ConvBackend for Flex {
         let g = geometry(&a, &weight_a, stride, pad);
         let shape = [g.batch, g.c_out, g.h_out(), g.w_out()];
         dispatch_dtype!(
-            [&a, &b, &mask, &weight_a, &weight_b],
+            uninit [&a, &b, &mask, &weight_a, &weight_b],
             shape.to_vec(),
             |ins, y| {
                 let mask = relu_first.then_some(ins[2]);
@@ -306,7 +306,7 @@ impl ConvBackend for Flex {
         let g = geometry(&input, &weight_a, stride, pad);
         let shape = [g.batch, g.c_in, g.h, g.w].to_vec();
         dispatch_dtype!(
-            [&weight_a, &grad_a, &weight_b, &grad_b, &input],
+            uninit [&weight_a, &grad_a, &weight_b, &grad_b, &input],
             shape,
             |ins, dx| {
                 let mask = relu_first.then_some(ins[4]);
@@ -353,10 +353,10 @@ fn backward_input(
     let g = geometry(x, weight, stride, pad);
     let shape = [g.batch, g.c_in, g.h, g.w].to_vec();
     match mask {
-        None => dispatch_dtype!([weight, grad], shape, |ins, dx| {
+        None => dispatch_dtype!(uninit [weight, grad], shape, |ins, dx| {
             kernel::backward_input(&g, ins[0], ins[1], None, dx)
         }),
-        Some(mask) => dispatch_dtype!([weight, grad, mask], shape, |ins, dx| {
+        Some(mask) => dispatch_dtype!(uninit [weight, grad, mask], shape, |ins, dx| {
             kernel::backward_input(&g, ins[0], ins[1], Some(ins[2]), dx)
         }),
     }

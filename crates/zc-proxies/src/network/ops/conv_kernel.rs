@@ -6,6 +6,8 @@
 //! convolution of `dY` by the flipped kernel with its channels swapped; the weight gradient is `Σ_n dY[n] · col(X[n])ᵀ`, accumulated in
 //! place. A 1x1 convolution with stride 1 skips im2col: `X[n]` already is its `col`.
 
+use std::mem::MaybeUninit;
+
 use gemm::{Parallelism, gemm};
 
 use super::Scalar;
@@ -429,14 +431,20 @@ impl<'a, T> Mat<'a, T> {
 }
 
 /// `dst (+)= a · b` with `dst` row-major `[a.rows, b.cols]` of row stride `ld`; adds to `dst`
-/// when `accumulate`.
-fn matmul<T: Scalar>(dst: &mut [T], ld: usize, a: Mat<'_, T>, b: Mat<'_, T>, accumulate: bool) {
+/// when `accumulate` (which `dst` must then hold initialised), else only writes it.
+fn matmul<T: Scalar>(
+    dst: &mut [MaybeUninit<T>],
+    ld: usize,
+    a: Mat<'_, T>,
+    b: Mat<'_, T>,
+    accumulate: bool,
+) {
     matmul_strided(dst, (ld, 1), a, b, accumulate);
 }
 
 /// [`matmul`] into `dst` with element `(i, j)` at `i·row_stride + j·col_stride`.
 fn matmul_strided<T: Scalar>(
-    dst: &mut [T],
+    dst: &mut [MaybeUninit<T>],
     (row_stride, col_stride): (usize, usize),
     a: Mat<'_, T>,
     b: Mat<'_, T>,
@@ -451,13 +459,14 @@ fn matmul_strided<T: Scalar>(
     let (a_rs, a_cs) = a.strides();
     let (b_rs, b_cs) = b.strides();
     // SAFETY: the views were checked against their slices' lengths above, `dst` is a distinct
-    // mutable slice of at least m·n elements, and gemm reads/writes only inside those extents.
+    // mutable slice of at least m·n elements, and gemm reads/writes only inside those extents;
+    // it reads `dst` only when `accumulate` (then initialised, as the caller guarantees).
     unsafe {
         gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst.as_mut_ptr().cast::<T>(),
             col_stride as isize,
             row_stride as isize,
             accumulate,
@@ -475,6 +484,13 @@ fn matmul_strided<T: Scalar>(
             Parallelism::None,
         );
     }
+}
+
+/// An initialised buffer as memory for [`matmul`] to write (or add to).
+fn out<T>(v: &mut [T]) -> &mut [MaybeUninit<T>] {
+    // SAFETY: `MaybeUninit<T>` has `T`'s layout, and the kernels write only initialised values
+    // through the result, so `v` stays initialised.
+    unsafe { &mut *(v as *mut [T] as *mut [MaybeUninit<T>]) }
 }
 
 /// The `col` scratch buffer of one group of images.
@@ -539,15 +555,25 @@ fn grad_of<'a, T: Scalar>(
     Mat::new(buffer, g.c_out, count * plane)
 }
 
-/// Forward: `y = conv(x, weight)`, all NCHW / OIHW and contiguous.
-pub(crate) fn forward<T: Scalar>(g: &Geometry, x: Input<'_, T>, weight: &[T], y: &mut [T]) {
+/// Forward: `y = conv(x, weight)`, all NCHW / OIHW and contiguous; writes all of `y` (which may
+/// be uninitialised).
+pub(crate) fn forward<T: Scalar>(
+    g: &Geometry,
+    x: Input<'_, T>,
+    weight: &[T],
+    y: &mut [MaybeUninit<T>],
+) {
     forward_sum(g, &[(x, weight)], y);
 }
 
 /// `y = Σ_i conv(x_i, weight_i)` over `terms` `(x_i, weight_i)` of one geometry: for a
 /// size-keeping convolution, one product over the inputs' strips stacked (a tangent's
 /// `W·dx + dW·x` without a second output to add).
-pub(crate) fn forward_sum<T: Scalar>(g: &Geometry, terms: &[(Input<'_, T>, &[T])], y: &mut [T]) {
+pub(crate) fn forward_sum<T: Scalar>(
+    g: &Geometry,
+    terms: &[(Input<'_, T>, &[T])],
+    y: &mut [MaybeUninit<T>],
+) {
     if g.keeps_width() {
         forward_by_strips(g, terms, y);
     } else {
@@ -556,7 +582,11 @@ pub(crate) fn forward_sum<T: Scalar>(g: &Geometry, terms: &[(Input<'_, T>, &[T])
 }
 
 /// [`forward_sum`] for any geometry: `Σ_i W_i · col(X_i)`.
-fn forward_by_col<T: Scalar>(g: &Geometry, terms: &[(Input<'_, T>, &[T])], y: &mut [T]) {
+fn forward_by_col<T: Scalar>(
+    g: &Geometry,
+    terms: &[(Input<'_, T>, &[T])],
+    y: &mut [MaybeUninit<T>],
+) {
     let (rows, plane) = (g.col_rows(), g.out_plane());
     let (mut col, mut masked) = (col_buffer(g), Vec::new());
     let mut product = Vec::new();
@@ -574,7 +604,7 @@ fn forward_by_col<T: Scalar>(g: &Geometry, terms: &[(Input<'_, T>, &[T])], y: &m
         for (i, &(x, weight)) in terms.iter().enumerate() {
             let col = col_of(g, x, (n, count), &mut col, &mut masked);
             let w = Mat::new(weight, g.c_out, rows);
-            matmul(&mut product, count * plane, w, col, i > 0);
+            matmul(out(&mut product), count * plane, w, col, i > 0);
         }
         scatter_planes(g, &product, count * plane, plane, (n, count), y);
     }
@@ -588,13 +618,13 @@ fn scatter_planes<T: Scalar>(
     ld: usize,
     step: usize,
     (n, count): (usize, usize),
-    y: &mut [T],
+    y: &mut [MaybeUninit<T>],
 ) {
     let plane = g.out_plane();
     for j in 0..count {
         for co in 0..g.c_out {
             let dst = &mut y[((n + j) * g.c_out + co) * plane..][..plane];
-            dst.copy_from_slice(&product[co * ld + j * step..][..plane]);
+            dst.write_copy_of_slice(&product[co * ld + j * step..][..plane]);
         }
     }
 }
@@ -622,7 +652,11 @@ fn kernel_rows<T: Scalar>(g: &Geometry, weights: &[&[T]]) -> Vec<T> {
 
 /// [`forward_sum`] of a [`Geometry::keeps_width`] convolution: `Σ_ky W[:, :, ky, :] · strips(ky)`,
 /// with the terms' weights side by side and their inputs' strips one above the other.
-fn forward_by_strips<T: Scalar>(g: &Geometry, terms: &[(Input<'_, T>, &[T])], y: &mut [T]) {
+fn forward_by_strips<T: Scalar>(
+    g: &Geometry,
+    terms: &[(Input<'_, T>, &[T])],
+    y: &mut [MaybeUninit<T>],
+) {
     let (k, plane) = (g.kernel, g.out_plane());
     let cols = terms.len() * g.c_in * k;
     let weights: Vec<&[T]> = terms.iter().map(|&(_, w)| w).collect();
@@ -649,20 +683,20 @@ fn forward_by_strips<T: Scalar>(g: &Geometry, terms: &[(Input<'_, T>, &[T])], y:
         }
         product.resize(g.c_out * width, T::default());
         for ky in 0..k {
-            matmul(&mut product, width, w(ky), view.row(ky), ky > 0);
+            matmul(out(&mut product), width, w(ky), view.row(ky), ky > 0);
         }
         scatter_planes(g, &product, width, g.strip_block(), (n, count), y);
     }
 }
 
 /// Input gradient: `dx = conv(·, weight)ᵀ dy`, masked by `mask` (the gradient reaching `x`
-/// through a masked [`Input`]).
+/// through a masked [`Input`]); writes all of `dx` (which may be uninitialised).
 pub(crate) fn backward_input<T: Scalar>(
     g: &Geometry,
     weight: &[T],
     dy: &[T],
     mask: Option<&[T]>,
-    dx: &mut [T],
+    dx: &mut [MaybeUninit<T>],
 ) {
     backward_input_sum(g, &[(weight, dy)], mask, dx);
 }
@@ -673,32 +707,35 @@ pub(crate) fn backward_input_sum<T: Scalar>(
     g: &Geometry,
     terms: &[(&[T], &[T])],
     mask: Option<&[T]>,
-    dx: &mut [T],
+    dx: &mut [MaybeUninit<T>],
 ) {
-    if g.keeps_width() {
+    let dx = if g.keeps_width() {
         backward_input_as_forward(g, terms, dx);
+        // SAFETY: the forward convolution wrote all of `dx`.
+        unsafe { dx.assume_init_mut() }
     } else {
+        dx.fill(MaybeUninit::new(T::default()));
+        // SAFETY: just filled.
+        let dx = unsafe { dx.assume_init_mut() };
         backward_input_by_col2im(g, terms, dx);
-    }
+        dx
+    };
     if let Some(mask) = mask {
         apply_mask(mask, dx);
     }
 }
 
-/// [`backward_input_sum`] for any geometry, unmasked: `Σ_i col2im(W_iᵀ · dy_i)`.
+/// [`backward_input_sum`] for any geometry, unmasked: `dx += Σ_i col2im(W_iᵀ · dy_i)`.
 fn backward_input_by_col2im<T: Scalar>(g: &Geometry, terms: &[(&[T], &[T])], dx: &mut [T]) {
     let (rows, plane) = (g.col_rows(), g.out_plane());
     let image_len = g.c_in * g.in_plane();
     let mut col = col_buffer(g);
     let mut gathered = Vec::new();
     for (n, count) in groups(g) {
-        for j in 0..count {
-            dx[(n + j) * image_len..][..image_len].fill(T::default());
-        }
         for &(weight, dy) in terms {
             let wt = Mat::new(weight, g.c_out, rows).t();
             let grad = grad_of(g, dy, (n, count), &mut gathered);
-            matmul(&mut col, g.col_ld(), wt, grad, false);
+            matmul(out(&mut col), g.col_ld(), wt, grad, false);
             for j in 0..count {
                 let out = &mut dx[(n + j) * image_len..][..image_len];
                 col2im(g, &col, out, j * plane);
@@ -712,7 +749,11 @@ fn backward_input_by_col2im<T: Scalar>(g: &Geometry, terms: &[(&[T], &[T])], dx:
 /// the mirrored offset `(k-1-ky, k-1-kx)`, so `dx` is the forward convolution of `dy` by
 /// `W'[ci, co, ky, kx] = W[co, ci, k-1-ky, k-1-kx]`. That reads `dy` through strips (copies into
 /// a cache-sized buffer) instead of adding `col` back into `dx` through col2im.
-fn backward_input_as_forward<T: Scalar>(g: &Geometry, terms: &[(&[T], &[T])], dx: &mut [T]) {
+fn backward_input_as_forward<T: Scalar>(
+    g: &Geometry,
+    terms: &[(&[T], &[T])],
+    dx: &mut [MaybeUninit<T>],
+) {
     let taps = g.kernel * g.kernel;
     let flipped: Vec<Vec<T>> = terms
         .iter()
@@ -765,7 +806,7 @@ fn backward_weight_by_col<T: Scalar>(g: &Geometry, x: Input<'_, T>, dy: &[T], dw
     for (i, group) in groups(g).enumerate() {
         let grad = grad_of(g, dy, group, &mut gathered);
         let col = col_of(g, x, group, &mut col, &mut masked);
-        matmul_strided(&mut transposed, (1, g.c_out), grad, col.t(), i > 0);
+        matmul_strided(out(&mut transposed), (1, g.c_out), grad, col.t(), i > 0);
     }
     for (r, row) in transposed.chunks(g.c_out).enumerate() {
         for (co, &v) in row.iter().enumerate() {
@@ -811,7 +852,13 @@ fn backward_weight_by_strips<T: Scalar>(g: &Geometry, x: Input<'_, T>, dy: &[T],
         let grad = Mat::new(&shifted, k * g.c_out, span);
         let view = strips.fill(g, &[x], (n, count));
         let whole = Mat::strided(view.data, cols, span, view.ld);
-        matmul_strided(&mut transposed, (1, k * g.c_out), grad, whole.t(), i > 0);
+        matmul_strided(
+            out(&mut transposed),
+            (1, k * g.c_out),
+            grad,
+            whole.t(),
+            i > 0,
+        );
     }
     for (r, row) in transposed.chunks(k * g.c_out).enumerate() {
         let (ci, kx) = (r / k, r % k);
@@ -897,13 +944,13 @@ mod tests {
             let (nx, nw, ny) = g.sizes();
             let (x, wt, dy) = (values(nx, 1), values(nw, 2), values(ny, 3));
             let mut y = vec![0.0; ny];
-            forward(&g, Input::plain(&x), &wt, &mut y);
+            forward(&g, Input::plain(&x), &wt, out(&mut y));
             let expected = naive(&g, &x, &wt);
             for (a, b) in y.iter().zip(&expected) {
                 assert!((a - b).abs() < 1e-12, "{g:?}: forward {a} vs {b}");
             }
             let mut dx = vec![0.0; nx];
-            backward_input(&g, &wt, &dy, None, &mut dx);
+            backward_input(&g, &wt, &dy, None, out(&mut dx));
             let mut dw = vec![0.0; nw];
             backward_weight(&g, Input::plain(&x), &dy, &mut dw);
             let reference = dot(&dy, &y);
@@ -954,8 +1001,8 @@ mod tests {
                 },
             ] {
                 let (mut a, mut b) = (vec![0.0; ny], vec![0.0; ny]);
-                forward_by_strips(&g, &[(input, &wt)], &mut a);
-                forward_by_col(&g, &[(input, &wt)], &mut b);
+                forward_by_strips(&g, &[(input, &wt)], out(&mut a));
+                forward_by_col(&g, &[(input, &wt)], out(&mut b));
                 for (a, b) in a.iter().zip(&b) {
                     assert!((a - b).abs() < 1e-12, "{g:?}: forward {a} vs {b}");
                 }
@@ -991,9 +1038,9 @@ mod tests {
             for mask in [None, Some(&mask[..])] {
                 let (a, b) = (Input { x: &x1, mask }, Input { x: &x2, mask });
                 let (mut sum, mut one, mut two) = (vec![0.0; ny], vec![0.0; ny], vec![0.0; ny]);
-                forward_sum(&g, &[(a, &w1), (b, &w2)], &mut sum);
-                forward(&g, a, &w1, &mut one);
-                forward(&g, b, &w2, &mut two);
+                forward_sum(&g, &[(a, &w1), (b, &w2)], out(&mut sum));
+                forward(&g, a, &w1, out(&mut one));
+                forward(&g, b, &w2, out(&mut two));
                 for (s, (o, t)) in sum.iter().zip(one.iter().zip(&two)) {
                     assert!(
                         (s - (o + t)).abs() < 1e-12,
@@ -1002,9 +1049,9 @@ mod tests {
                     );
                 }
                 let (mut sum, mut one, mut two) = (vec![0.0; nx], vec![0.0; nx], vec![0.0; nx]);
-                backward_input_sum(&g, &[(&w1, &dy1), (&w2, &dy2)], mask, &mut sum);
-                backward_input(&g, &w1, &dy1, mask, &mut one);
-                backward_input(&g, &w2, &dy2, mask, &mut two);
+                backward_input_sum(&g, &[(&w1, &dy1), (&w2, &dy2)], mask, out(&mut sum));
+                backward_input(&g, &w1, &dy1, mask, out(&mut one));
+                backward_input(&g, &w2, &dy2, mask, out(&mut two));
                 for (s, (o, t)) in sum.iter().zip(one.iter().zip(&two)) {
                     assert!(
                         (s - (o + t)).abs() < 1e-12,
@@ -1040,16 +1087,16 @@ mod tests {
             };
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             let (mut a, mut b) = (vec![0.0; ny], vec![0.0; ny]);
-            forward(&g, masked, &wt, &mut a);
-            forward(&g, Input::plain(&relu), &wt, &mut b);
+            forward(&g, masked, &wt, out(&mut a));
+            forward(&g, Input::plain(&relu), &wt, out(&mut b));
             assert_eq!(bits(&a), bits(&b), "{g:?}: forward");
             let (mut a, mut b) = (vec![0.0; nw], vec![0.0; nw]);
             backward_weight(&g, masked, &dy, &mut a);
             backward_weight(&g, Input::plain(&relu), &dy, &mut b);
             assert_eq!(bits(&a), bits(&b), "{g:?}: weight gradient");
             let (mut a, mut b) = (vec![0.0; nx], vec![0.0; nx]);
-            backward_input(&g, &wt, &dy, Some(&x), &mut a);
-            backward_input(&g, &wt, &dy, None, &mut b);
+            backward_input(&g, &wt, &dy, Some(&x), out(&mut a));
+            backward_input(&g, &wt, &dy, None, out(&mut b));
             for (v, &m) in b.iter_mut().zip(&x) {
                 if m <= 0.0 {
                     *v = 0.0;
@@ -1098,12 +1145,12 @@ mod tests {
                 }
             };
             let (mut y, mut y32) = (vec![0.0; ny], vec![0.0f32; ny]);
-            forward(&g, Input::plain(&x), &wt, &mut y);
-            forward(&g, Input::plain(&x32), &w32, &mut y32);
+            forward(&g, Input::plain(&x), &wt, out(&mut y));
+            forward(&g, Input::plain(&x32), &w32, out(&mut y32));
             check("forward", &y32, &y, g.col_rows());
             let (mut dx, mut dx32) = (vec![0.0; nx], vec![0.0f32; nx]);
-            backward_input(&g, &wt, &dy, None, &mut dx);
-            backward_input(&g, &w32, &dy32, None, &mut dx32);
+            backward_input(&g, &wt, &dy, None, out(&mut dx));
+            backward_input(&g, &w32, &dy32, None, out(&mut dx32));
             check("input gradient", &dx32, &dx, g.c_out * kernel * kernel);
             let (mut dw, mut dw32) = (vec![0.0; nw], vec![0.0f32; nw]);
             backward_weight(&g, Input::plain(&x), &dy, &mut dw);

@@ -18,6 +18,8 @@ mod pool_kernel;
 pub mod relu;
 pub mod tap;
 
+use std::mem::MaybeUninit;
+
 use burn::backend::DispatchDevice;
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -89,7 +91,8 @@ impl Backward<Flex, 0> for ConstantStep {
     fn backward(self, _: Ops<Self::State, 0>, _: &mut Gradients, _: &mut Checkpointer) {}
 }
 
-/// Runs `f` on the contiguous host data of `inputs` as `T`, into a new tensor of `shape`.
+/// Runs `f` on the contiguous host data of `inputs` as `T`, into a new tensor of `shape`, which
+/// starts zeroed.
 fn run_typed<T: Scalar, const K: usize>(
     inputs: [&FlexTensor; K],
     shape: Vec<usize>,
@@ -104,18 +107,45 @@ fn run_typed<T: Scalar, const K: usize>(
     FlexTensor::from_data(TensorData::new(out, shape))
 }
 
-/// Runs a kernel in the dtype of the first input (float32 or float64; the others must match).
+/// [`run_typed`] for a kernel that writes all of its output: the output's memory is handed to
+/// it uninitialised (zeroing it first cost a pass over every op's output).
+fn run_typed_uninit<T: Scalar, const K: usize>(
+    inputs: [&FlexTensor; K],
+    shape: Vec<usize>,
+    f: impl FnOnce([&[T]; K], &mut [MaybeUninit<T>]),
+) -> FlexTensor {
+    let inputs = inputs.map(FlexTensor::to_contiguous);
+    let len = shape.iter().product();
+    let mut out = Vec::with_capacity(len);
+    f(
+        std::array::from_fn(|i| inputs[i].as_slice::<T>().expect("contiguous")),
+        &mut out.spare_capacity_mut()[..len],
+    );
+    // SAFETY: `f` wrote all `len` elements (this function's contract with its callers).
+    unsafe { out.set_len(len) };
+    FlexTensor::from_data(TensorData::new(out, shape))
+}
+
+/// Runs a kernel in the dtype of the first input (float32 or float64; the others must match);
+/// with `uninit`, a kernel that writes all of its output gets it uninitialised
+/// ([`run_typed_uninit`]).
 macro_rules! dispatch_dtype {
-    ($inputs:expr, $shape:expr, |$ins:ident, $out:ident| $body:expr) => {
+    (uninit $inputs:expr, $shape:expr, |$ins:ident, $out:ident| $body:expr) => {
+        dispatch_dtype!(@run run_typed_uninit, $inputs, $shape, |$ins, $out| $body)
+    };
+    (@run $run:ident, $inputs:expr, $shape:expr, |$ins:ident, $out:ident| $body:expr) => {
         match $inputs[0].dtype() {
             burn::tensor::DType::F32 => {
-                $crate::network::ops::run_typed::<f32, _>($inputs, $shape, |$ins, $out| $body)
+                $crate::network::ops::$run::<f32, _>($inputs, $shape, |$ins, $out| $body)
             }
             burn::tensor::DType::F64 => {
-                $crate::network::ops::run_typed::<f64, _>($inputs, $shape, |$ins, $out| $body)
+                $crate::network::ops::$run::<f64, _>($inputs, $shape, |$ins, $out| $body)
             }
             other => panic!("NB201's kernels run in float32 or float64, not {other:?}"),
         }
+    };
+    ($inputs:expr, $shape:expr, |$ins:ident, $out:ident| $body:expr) => {
+        dispatch_dtype!(@run run_typed, $inputs, $shape, |$ins, $out| $body)
     };
 }
 use dispatch_dtype;

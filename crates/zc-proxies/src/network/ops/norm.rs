@@ -12,7 +12,7 @@ use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 
 use super::norm_kernel::{self as kernel, Dims, Stats};
-use super::{ConstantStep, Scalar, is_flex, run_typed};
+use super::{ConstantStep, Scalar, is_flex, run_typed_uninit};
 use crate::network::BN_EPS;
 
 /// The batch norm as a backend extension (flex kernels; autodiff's backward built on them).
@@ -172,13 +172,14 @@ fn channel_stats(x: &FlexTensor) -> ChannelStats {
     }
 }
 
-/// Runs a kernel with the statistics and inputs of their dtype, into a tensor shaped as `x`.
+/// Runs a kernel with the statistics and inputs of their dtype, into a tensor shaped as `x` (which
+/// the kernel writes in full).
 macro_rules! with_stats {
     ($stats:expr, $x:expr, $inputs:expr, |$s:ident, $ins:ident, $out:ident| $body:expr) => {{
         let shape = $x.layout().shape().to_vec();
         match $stats {
-            ChannelStats::F32($s) => run_typed::<f32, _>($inputs, shape, |$ins, $out| $body),
-            ChannelStats::F64($s) => run_typed::<f64, _>($inputs, shape, |$ins, $out| $body),
+            ChannelStats::F32($s) => run_typed_uninit::<f32, _>($inputs, shape, |$ins, $out| $body),
+            ChannelStats::F64($s) => run_typed_uninit::<f64, _>($inputs, shape, |$ins, $out| $body),
         }
     }};
 }

@@ -10,6 +10,8 @@
 //! Sums are accumulated in float64. As in PyTorch, a constant channel has a mean equal to its
 //! value and normalises to exact zeros.
 
+use std::mem::MaybeUninit;
+
 use super::Scalar;
 use crate::network::BN_EPS;
 
@@ -59,12 +61,12 @@ impl Dims {
         totals
     }
 
-    /// Writes `f(c)` of the aligned values of `inputs` into channel `c` of `out`, in memory
-    /// order.
+    /// Writes `f(c)` of the aligned values of `inputs` into channel `c` of `out` (all of it,
+    /// which may be uninitialised), in memory order.
     #[inline(always)]
     fn fill<T: Scalar, const K: usize, F: Fn([T; K]) -> T>(
         &self,
-        out: &mut [T],
+        out: &mut [MaybeUninit<T>],
         inputs: [&[T]; K],
         f: impl Fn(usize) -> F,
     ) {
@@ -74,7 +76,7 @@ impl Dims {
                 let planes = inputs.map(|data| &data[start..start + self.plane]);
                 let f = f(c);
                 for (i, d) in out[start..start + self.plane].iter_mut().enumerate() {
-                    *d = f(planes.map(|p| p[i]));
+                    d.write(f(planes.map(|p| p[i])));
                 }
             }
         }
@@ -173,7 +175,12 @@ impl<T: Scalar> Stats<T> {
     "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl",
     "x86_64+avx2+fma"
 ))]
-pub(crate) fn forward<T: Scalar>(dims: &Dims, stats: &[Stats<T>], x: &[T], out: &mut [T]) {
+pub(crate) fn forward<T: Scalar>(
+    dims: &Dims,
+    stats: &[Stats<T>],
+    x: &[T],
+    out: &mut [MaybeUninit<T>],
+) {
     dims.fill(out, [x], |c| {
         let stats = stats[c];
         move |[v]: [T; 1]| stats.normed(v)
@@ -190,7 +197,7 @@ pub(crate) fn jacobian<T: Scalar>(
     stats: &[Stats<T>],
     x: &[T],
     v: &[T],
-    out: &mut [T],
+    out: &mut [MaybeUninit<T>],
 ) {
     let m = dims.count();
     let sums = dims.sums([x, v], |c| {
@@ -218,7 +225,7 @@ pub(crate) fn tangent_backward<T: Scalar>(
     x: &[T],
     t: &[T],
     b: &[T],
-    out: &mut [T],
+    out: &mut [MaybeUninit<T>],
 ) {
     let m = dims.count();
     let sums = dims.sums([x, t, b], |c| {
@@ -284,10 +291,13 @@ mod tests {
             values(len, 4),
         );
         let e = 1e-6;
-        let run = |f: &dyn Fn(&mut [f64])| {
-            let mut out = vec![0.0; len];
+        let run = |f: &dyn Fn(&mut [MaybeUninit<f64>])| {
+            let mut out = vec![MaybeUninit::uninit(); len];
             f(&mut out);
-            out
+            out.into_iter()
+                // SAFETY: the kernels write all of their output.
+                .map(|v| unsafe { v.assume_init() })
+                .collect::<Vec<f64>>()
         };
         let st = |x: &[f64]| stats(&dims, x);
         let normed = run(&|o| forward(&dims, &st(&x), &x, o));
