@@ -1,7 +1,7 @@
 //! The convolution of the NB201 network (square kernel, zero padding `k/2`, stride 1 or 2,
-//! no groups or dilation): im2col + `gemm` kernels on flex ([`super::conv_kernel`]), burn's
-//! `conv2d` elsewhere. The ReLU before a convolution can be fused into it ([`masked_conv2d`]):
-//! the kernel masks the input while copying it into im2col's buffer, so the ReLU's output is
+//! no groups or dilation): `gemm` kernels on flex ([`super::conv_kernel`]), burn's `conv2d`
+//! elsewhere. The ReLU before a convolution can be fused into it ([`masked_conv2d`]): the
+//! kernel masks the input while copying it into its product's buffer, so the ReLU's output is
 //! never stored (nor kept for the backward: the input before the ReLU, which its producers
 //! keep anyway, serves both).
 

@@ -1,10 +1,14 @@
-//! Convolution kernels for NB201's shapes on host memory: im2col into a `gemm` product, one image
-//! at a time, NCHW in and out (no layout conversion), no bias, square kernels, zero padding.
+//! Convolution kernels for NB201's shapes on host memory: `gemm` products over copies of the
+//! input, a group of images at a time, NCHW in and out (no layout conversion), no bias, square
+//! kernels, zero padding.
 //!
-//! The forward is `Y[n] = W · col(X[n])` with `W` as `[C_out, C_in·k·k]`; the input gradient
-//! is `col2im(Wᵀ · dY[n])`, or, for a convolution that keeps the map's size, the forward
-//! convolution of `dY` by the flipped kernel with its channels swapped; the weight gradient is `Σ_n dY[n] · col(X[n])ᵀ`, accumulated in
-//! place. A 1x1 convolution with stride 1 skips im2col: `X[n]` already is its `col`.
+//! A convolution that keeps the map's size (every 3x3 and 1x1 of the cells) reads [`Strips`]:
+//! each input channel copied once per kernel column, shifted; kernel row `ky` is a view of them
+//! `ky` image rows on, so `Y = Σ_ky W[:, :, ky, :] · strips(ky)`. Its input gradient is the
+//! forward convolution of `dY` by the flipped kernel with its channels swapped, and its weight
+//! gradient one product of the kernel rows' shifted copies of `dY` by the strips. A sum of two
+//! convolutions of one geometry (a tangent's two terms) is one product over both inputs' strips.
+//! A strided convolution uses im2col (`col(X)`, the `C_in·k·k` shifted copies) and col2im.
 
 use std::mem::MaybeUninit;
 
