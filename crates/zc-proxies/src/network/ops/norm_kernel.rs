@@ -84,7 +84,7 @@ impl Dims {
 }
 
 /// Values per chunk of [`plane_sums`].
-const CHUNK: usize = 256;
+pub(crate) const CHUNK: usize = 256;
 
 /// The sums of the `R` values `f` gives for the aligned values of `planes` (`values`: scratch).
 /// Chunk by chunk,
@@ -92,7 +92,7 @@ const CHUNK: usize = 256;
 /// row summed into 8 interleaved partial sums (which vectorises too; computing and summing in
 /// one loop did not, and one running float64 sum would not).
 #[inline(always)]
-fn plane_sums<T: Scalar, const K: usize, const R: usize>(
+pub(crate) fn plane_sums<T: Scalar, const K: usize, const R: usize>(
     planes: [&[T]; K],
     f: impl Fn([T; K]) -> [f64; R],
     values: &mut [[f64; CHUNK]; R],
