@@ -67,7 +67,9 @@ impl PoolBackend for Flex {
     fn nb201_avg_pool(x: FlexTensor) -> FlexTensor {
         let shape = x.layout().shape().to_vec();
         let (h, w) = (shape[2], shape[3]);
-        dispatch_dtype!([&x], shape, |ins, out| kernel::forward(ins[0], h, w, out))
+        dispatch_dtype!(uninit[&x], shape, |ins, out| kernel::forward(
+            ins[0], h, w, out
+        ))
     }
 
     fn nb201_avg_pool_adjoint(grad: FlexTensor) -> FlexTensor {
@@ -79,7 +81,7 @@ impl PoolBackend for Flex {
 fn backward(grad: FlexTensor) -> FlexTensor {
     let shape = grad.layout().shape().to_vec();
     let (h, w) = (shape[2], shape[3]);
-    dispatch_dtype!([&grad], shape, |ins, out| kernel::backward(
+    dispatch_dtype!(uninit[&grad], shape, |ins, out| kernel::backward(
         ins[0], h, w, out
     ))
 }

@@ -3,6 +3,8 @@
 //! of in-bounds positions of each window. It is linear and `box` is self-adjoint, so its
 //! backward is `dx = box(dy ⊙ r)`.
 
+use std::mem::MaybeUninit;
+
 use super::Scalar;
 
 /// One over the window's in-bounds count along an axis of `len` at `i`.
@@ -46,7 +48,7 @@ fn box_sum<T: Scalar>(
     scale: &[T],
     scale_input: bool,
     (scaled, rows): (&mut [T], &mut [T]),
-    out: &mut [T],
+    out: &mut [MaybeUninit<T>],
 ) {
     let input = if scale_input {
         for ((s, &v), &f) in scaled.iter_mut().zip(x).zip(scale) {
@@ -64,15 +66,42 @@ fn box_sum<T: Scalar>(
         let factors = &scale[i * w..(i + 1) * w];
         let first = i.saturating_sub(1);
         let last = (i + 1).min(h - 1);
-        dst.copy_from_slice(&rows[first * w..(first + 1) * w]);
-        for r in first + 1..=last {
-            for (d, &v) in dst.iter_mut().zip(&rows[r * w..(r + 1) * w]) {
-                *d += v;
+        let row = |r: usize| &rows[r * w..(r + 1) * w];
+        let top = row(first);
+        let mid = || row(first + 1);
+        // `(top + mid) + bottom`, summed in that order.
+        match (last - first, scale_input) {
+            (2, false) => {
+                for ((((d, &a), &b), &c), &f) in dst
+                    .iter_mut()
+                    .zip(top)
+                    .zip(mid())
+                    .zip(row(last))
+                    .zip(factors)
+                {
+                    d.write((a + b + c) * f);
+                }
             }
-        }
-        if !scale_input {
-            for (d, &f) in dst.iter_mut().zip(factors) {
-                *d = *d * f;
+            (2, true) => {
+                for (((d, &a), &b), &c) in dst.iter_mut().zip(top).zip(mid()).zip(row(last)) {
+                    d.write(a + b + c);
+                }
+            }
+            (1, false) => {
+                for (((d, &a), &b), &f) in dst.iter_mut().zip(top).zip(mid()).zip(factors) {
+                    d.write((a + b) * f);
+                }
+            }
+            (1, true) => {
+                for ((d, &a), &b) in dst.iter_mut().zip(top).zip(mid()) {
+                    d.write(a + b);
+                }
+            }
+            _ => {
+                // A single row: the window holds it alone.
+                for ((d, &a), &f) in dst.iter_mut().zip(top).zip(factors) {
+                    d.write(if scale_input { a } else { a * f });
+                }
             }
         }
     }
@@ -86,16 +115,16 @@ fn factors<T: Scalar>(h: usize, w: usize) -> Vec<T> {
 }
 
 /// `out = avg_pool(x)`, plane by plane (`h x w` each).
-pub(crate) fn forward<T: Scalar>(x: &[T], h: usize, w: usize, out: &mut [T]) {
+pub(crate) fn forward<T: Scalar>(x: &[T], h: usize, w: usize, out: &mut [MaybeUninit<T>]) {
     apply(x, h, w, false, out);
 }
 
 /// `out = avg_poolᵀ(dy)`.
-pub(crate) fn backward<T: Scalar>(dy: &[T], h: usize, w: usize, out: &mut [T]) {
+pub(crate) fn backward<T: Scalar>(dy: &[T], h: usize, w: usize, out: &mut [MaybeUninit<T>]) {
     apply(dy, h, w, true, out);
 }
 
-fn apply<T: Scalar>(x: &[T], h: usize, w: usize, scale_input: bool, out: &mut [T]) {
+fn apply<T: Scalar>(x: &[T], h: usize, w: usize, scale_input: bool, out: &mut [MaybeUninit<T>]) {
     let scale = factors::<T>(h, w);
     let (mut scaled, mut rows) = (vec![T::default(); h * w], vec![T::default(); h * w]);
     for (input, output) in x.chunks_exact(h * w).zip(out.chunks_exact_mut(h * w)) {
@@ -122,8 +151,15 @@ mod tests {
             let n = 2 * h * w;
             let x: Vec<f64> = (0..n).map(|i| ((i * 37) % 11) as f64 - 5.0).collect();
             let dy: Vec<f64> = (0..n).map(|i| ((i * 13) % 7) as f64 - 3.0).collect();
-            let mut y = vec![0.0; n];
-            forward(&x, h, w, &mut y);
+            let run = |f: &dyn Fn(&mut [MaybeUninit<f64>])| -> Vec<f64> {
+                let mut out = vec![MaybeUninit::uninit(); n];
+                f(&mut out);
+                // SAFETY: the kernels write all of their output.
+                out.into_iter()
+                    .map(|v| unsafe { v.assume_init() })
+                    .collect()
+            };
+            let y = run(&|o| forward(&x, h, w, o));
             for p in 0..2 {
                 for i in 0..h {
                     for j in 0..w {
@@ -139,8 +175,7 @@ mod tests {
                     }
                 }
             }
-            let mut dx = vec![0.0; n];
-            backward(&dy, h, w, &mut dx);
+            let dx = run(&|o| backward(&dy, h, w, o));
             let lhs: f64 = dy.iter().zip(&y).map(|(a, b)| a * b).sum();
             let rhs: f64 = dx.iter().zip(&x).map(|(a, b)| a * b).sum();
             assert!((lhs - rhs).abs() < 1e-9, "{h}x{w}: {lhs} vs {rhs}");
