@@ -74,7 +74,7 @@ fn plane_sums<T: Scalar>(a: &[T], dy: &[T], out: &mut [T]) {
     for ((sum, a), dy) in out.iter_mut().zip(a.chunks(plane)).zip(dy.chunks(plane)) {
         let [total] = norm_kernel::plane_sums(
             [a, dy],
-            &|[a, d]: [T; 2]| [a.wide() * d.wide()],
+            |[a, d]: [T; 2]| [a.wide() * d.wide()],
             &mut scratch,
         );
         *sum = T::narrow(total);
