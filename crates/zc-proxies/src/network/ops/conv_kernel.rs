@@ -917,6 +917,20 @@ mod tests {
             .collect()
     }
 
+    /// `batch` square `h x h` images, 2 channels in and 3 out, padding `kernel / 2`.
+    fn square(batch: usize, kernel: usize, stride: usize, h: usize) -> Geometry {
+        Geometry {
+            batch,
+            c_in: 2,
+            c_out: 3,
+            h,
+            w: h,
+            kernel,
+            stride,
+            pad: kernel / 2,
+        }
+    }
+
     fn dot(a: &[f64], b: &[f64]) -> f64 {
         a.iter().zip(b).map(|(a, b)| a * b).sum()
     }
@@ -1026,16 +1040,7 @@ mod tests {
     #[test]
     fn sums_of_convolutions_equal_the_sums_of_each() {
         for (kernel, stride, h) in [(3, 1, 8), (3, 1, 16), (1, 1, 5), (3, 2, 8), (1, 2, 6)] {
-            let g = Geometry {
-                batch: 5,
-                c_in: 2,
-                c_out: 3,
-                h,
-                w: h,
-                kernel,
-                stride,
-                pad: kernel / 2,
-            };
+            let g = square(5, kernel, stride, h);
             let (nx, nw, ny) = g.sizes();
             let (x1, x2, mask) = (values(nx, 15), values(nx, 16), values(nx, 17));
             let (w1, w2) = (values(nw, 18), values(nw, 19));
@@ -1073,16 +1078,7 @@ mod tests {
     #[test]
     fn masked_input_equals_the_stored_mask() {
         for (kernel, stride, h) in [(3, 1, 8), (3, 2, 8), (1, 1, 5), (1, 2, 6)] {
-            let g = Geometry {
-                batch: 3,
-                c_in: 2,
-                c_out: 3,
-                h,
-                w: h,
-                kernel,
-                stride,
-                pad: kernel / 2,
-            };
+            let g = square(3, kernel, stride, h);
             let (nx, nw, ny) = g.sizes();
             let (x, wt, dy) = (values(nx, 9), values(nw, 10), values(ny, 11));
             let relu: Vec<f64> = x.iter().map(|&v| if v <= 0.0 { 0.0 } else { v }).collect();
