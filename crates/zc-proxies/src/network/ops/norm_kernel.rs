@@ -86,11 +86,11 @@ impl Dims {
 /// Values per chunk of [`plane_sums`].
 pub(crate) const CHUNK: usize = 256;
 
-/// The sums of the `R` values `f` gives for the aligned values of `planes` (`values`: scratch).
-/// Chunk by chunk,
-/// `f`'s values are first written out (a loop that vectorises over the values), then each
-/// row summed into 8 interleaved partial sums (which vectorises too; computing and summing in
-/// one loop did not, and one running float64 sum would not).
+/// The sums of the `R` values `f` gives for the aligned values of `planes` (`values`: scratch,
+/// reused across calls so that small planes do not pay for zeroing it). Chunk by chunk, `f`'s
+/// values are first written out (a loop that vectorises over the values), then each row summed
+/// into 8 interleaved partial sums (which vectorises too; computing and summing in one loop did
+/// not, and one running float64 sum would not).
 #[inline(always)]
 pub(crate) fn plane_sums<T: Scalar, const K: usize, const R: usize>(
     planes: [&[T]; K],
