@@ -74,7 +74,7 @@ pub struct ForwardRecord {
     /// [`norm::stats`]), computed once for the forward and every sweep.
     pub(crate) stats: Vec<Option<Tensor<2>>>,
     /// The tangents of `values` along a direction, once [`super::sweep::tangent_forward`]
-    /// has filled them in (`None`: zero).
+    /// has filled them in: those the tangent sweep reads (`None`: zero, or not read).
     pub(crate) tangents: Vec<Option<Tensor<4>>>,
     /// The forward's logits.
     pub(crate) logits: Tensor<2>,

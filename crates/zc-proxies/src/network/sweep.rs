@@ -332,15 +332,26 @@ impl Sweep<'_> {
     }
 }
 
-/// The Hessian-vector product `H g` over the weight layers (each layer's part, in the
-/// flattened shape of its weight; `None` where nothing reached it), by forward-over-reverse:
-/// the tangent along `direction` (`g`, per layer) of the loss's backward sweep. `record` is the
+/// GraSP's `θ_l · (H g)_l` for each weight layer `l` (`θ` the weights, `g` = `direction`, the
+/// loss gradient; 0 where nothing reached the layer), by forward-over-reverse without forming
+/// `H g`: the tangent along `g` of the loss's backward sweep, which gives the tangent `d(dy)` of
+/// the gradient `dy` at each weight layer's output `y = θ_l * x`. `(H g)_l` is the tangent of
+/// `dW = dy ⊗ x`, `d(dy) ⊗ x + dy ⊗ dx`, so its product with `θ_l` is `<d(dy), θ_l * x> +
+/// <dy, θ_l * dx>`: `θ_l * x` is `y`, recorded, and `θ_l * dx` is `dy`'s tangent `dy_dot = θ_l *
+/// dx + g_l * x` less `g_l * x`, whose product with `dy` is `<g_l, dy ⊗ x> = |g_l|²`:
+///
+/// `θ_l · (H g)_l = <d(dy), y> + <dy, y_dot> - |g_l|²`,
+///
+/// sums over the layer's output instead of two weight-gradient products. The first two are the
+/// tangent of `<dy, y>`; where a BatchNorm reads `y`, they cancel to ~1e-5 of their size (the
+/// norm is invariant to `y`'s scale but for its `ε`), and that tangent is taken through the
+/// norm instead ([`norm::dot_tangent_with`]), which float32 resolves. `record` is the
 /// loss's recorded forward with its tangents along `direction` ([`tangent_forward`]),
 /// `cotangents` the loss sweep's kept gradients ([`Wanted::cotangents`]) and `one_hot` the
 /// labels. The tangent of each backward step reads the primal gradient the loss sweep passed
 /// through it (kept, or recomputed from the one at the next norm's output):
-/// - a convolution `y = W * x`: `d(dW) = d(dy) ⊗ x + dy ⊗ dx`, `d(dx) = Wᵀ d(dy) + gᵀ dy`
-///   (masked by the fused ReLU's constant mask);
+/// - a convolution `y = W * x`: `d(dx) = Wᵀ d(dy) + gᵀ dy` (masked by the fused ReLU's constant
+///   mask);
 /// - a BatchNorm: `d(dx) = J_x d(dy) + ∇_x <dy, J_x dx>`;
 /// - the loss: `d(dL/dz) = (p ⊙ (dz - <p, dz>)) / N`, `p` the softmax.
 pub(crate) fn hessian_gradient(
@@ -350,7 +361,7 @@ pub(crate) fn hessian_gradient(
     record: ForwardRecord,
     cotangents: Vec<Option<Tensor<4>>>,
     one_hot: Tensor<2>,
-) -> Vec<Option<Tensor<1>>> {
+) -> Vec<f64> {
     let ForwardRecord {
         values,
         stats,
@@ -369,30 +380,28 @@ pub(crate) fn hessian_gradient(
             .map(|((x, t), s)| (x, t, s))
             .collect(),
         cotangents: cotangents.into_iter(),
-        hg: vec![None; net.layers().len()],
+        sums: vec![0.0; net.layers().len()],
     };
     let n = logits.dims()[0];
     let p = softmax(logits, 1);
     let grad = (p.clone() - one_hot).div_scalar(n as f64);
     let z_dot = logit_tangent.expect("a forward along a direction has the logits' tangent");
-    let centred = z_dot.clone() - (p.clone() * z_dot).sum_dim(1);
+    let centred = z_dot.clone() - (p.clone() * z_dot.clone()).sum_dim(1);
     let grad_dot = (p * centred).div_scalar(n as f64);
     // Head: linear, global average pool, ReLU, BatchNorm.
     let spec = &net.layers[net.classifier];
     let LayerKind::Linear { d_in, d_out } = spec.kind else {
         unreachable!("the classifier is linear")
     };
-    let (x, x_dot) = sweep.pop();
+    let (x, _) = sweep.pop();
     let [_, c, h, w] = x.dims();
-    let pool = |t: Tensor<4>| t.mean_dims(&[2, 3]).reshape([n, c]);
-    let features = pool(relu_mask(x.clone(), x.clone()));
-    let mut hg = grad_dot.clone().transpose().matmul(features);
-    if let Some(t) = x_dot {
-        let features_dot = pool(relu_mask(x.clone(), t));
-        hg = hg + grad.clone().transpose().matmul(features_dot);
-    }
-    sweep.hg[net.classifier] = Some(hg.reshape([d_out * d_in]));
+    let features = relu_mask(x.clone(), x.clone())
+        .mean_dims(&[2, 3])
+        .reshape([n, c]);
     let weight = params[spec.weight].clone().reshape([d_out, d_in]);
+    let output = features.matmul(weight.clone().transpose());
+    sweep.add_sum(net.classifier, &grad_dot, output);
+    sweep.add_sum(net.classifier, &grad, z_dot);
     let g = direction[net.classifier].clone().reshape([d_out, d_in]);
     let back = grad_dot.matmul(weight) + grad.matmul(g);
     let spread = back
@@ -400,7 +409,7 @@ pub(crate) fn hessian_gradient(
         .div_scalar((h * w) as f64)
         .expand([n, c, h, w]);
     let mut dot = Some(relu_mask(x, spread));
-    dot = sweep.norm(dot, net.head_norm, false).0;
+    dot = sweep.norm(dot, net.head_norm, None).0;
     for block in net.blocks.iter().rev() {
         dot = match block {
             Block::Cell(ops) => cell_back(&mut sweep, dot, ops),
@@ -409,9 +418,14 @@ pub(crate) fn hessian_gradient(
                 conv_b,
                 shortcut,
             } => {
-                sweep.pop(); // the shortcut's output, for fisher
+                // The shortcut's output `y` (no norm reads it) and its tangent.
+                let (y, y_dot) = sweep.pop();
                 let grad = sweep.cotangent();
-                let through_shortcut = sweep.conv((dot.clone(), grad), *shortcut, false, true);
+                sweep.add_output_sum(*shortcut, dot.clone(), y);
+                if let Some(y_dot) = y_dot {
+                    sweep.add_output_sum(*shortcut, grad.clone(), y_dot);
+                }
+                let through_shortcut = sweep.conv((dot.clone(), grad), *shortcut, false);
                 let through_shortcut = through_shortcut.map(avg_pool_2x2_adjoint);
                 let b = sweep.relu_conv_norm(dot, *conv_b);
                 let through_convs = sweep.relu_conv_norm(b, *conv_a);
@@ -420,14 +434,25 @@ pub(crate) fn hessian_gradient(
         };
     }
     let (stem_conv, stem_norm) = net.stem;
-    let dot = sweep.norm(dot, stem_norm, true);
-    sweep.conv(dot, stem_conv, false, false);
+    sweep.norm(dot, stem_norm, Some(stem_conv));
+    sweep.pop(); // the images
     debug_assert!(sweep.values.is_empty(), "every recorded value read");
     debug_assert!(
         sweep.cotangents.next().is_none(),
         "every kept gradient read"
     );
-    sweep.hg
+    // Where no gradient reached a layer, `g_l` and both sums are zero.
+    sweep
+        .sums
+        .iter()
+        .zip(direction)
+        .map(|(sum, g)| sum - host_sum(g.clone().powi_scalar(2)))
+        .collect()
+}
+
+/// The sum of `t`'s elements, in float64 on the host.
+fn host_sum<const D: usize>(t: Tensor<D>) -> f64 {
+    t.into_data().convert::<f64>().iter::<f64>().sum()
 }
 
 struct TangentSweep<'a> {
@@ -439,7 +464,8 @@ struct TangentSweep<'a> {
     values: Vec<(Tensor<4>, Option<Tensor<4>>, Option<Tensor<2>>)>,
     /// The loss sweep's gradients, in its order (which is this sweep's).
     cotangents: std::vec::IntoIter<Option<Tensor<4>>>,
-    hg: Vec<Option<Tensor<1>>>,
+    /// Per weight layer, `<d(dy), y> + <dy, y_dot>` so far.
+    sums: Vec<f64>,
 }
 
 impl TangentSweep<'_> {
@@ -460,26 +486,54 @@ impl TangentSweep<'_> {
             .expect("the loss sweep kept one gradient per step")
     }
 
-    /// The tangent of the backward through a BatchNorm; with `primal`, also the loss sweep's
-    /// gradient at its input (the output of the convolution before it), recomputed from the
-    /// one kept at its output.
+    /// Adds `<a, b>` to layer `layer`'s sum.
+    fn add_sum<const D: usize>(&mut self, layer: usize, a: &Tensor<D>, b: Tensor<D>) {
+        self.sums[layer] += host_sum(b * a.clone());
+    }
+
+    /// Adds `<a, b>` over a `[N, C, H, W]` output to layer `layer`'s sum (nothing if `a` is
+    /// `None`: zero).
+    fn add_output_sum(&mut self, layer: usize, a: Option<Tensor<4>>, b: Tensor<4>) {
+        if let Some(a) = a {
+            self.sums[layer] += host_sum(tap_plane_sums(a, b));
+        }
+    }
+
+    /// The tangent of the backward through a BatchNorm: what reaches its input. When the norm
+    /// reads weight layer `after`'s output `y`, also the loss sweep's gradient `dy` there
+    /// (recomputed from the one kept at the norm's output), and the layer's
+    /// `<d(dy), y> + <dy, y_dot>` added to its sum, as the tangent of `<dy, y>` through the norm
+    /// ([`norm::dot_tangent_with`]).
     fn norm(
         &mut self,
         dot: Option<Tensor<4>>,
         norm: Norm,
-        primal: bool,
+        after: Option<usize>,
     ) -> (Option<Tensor<4>>, Option<Tensor<4>>) {
         let (x, x_dot, stats) = self.pop_norm();
         let stats = stats.expect(RECORDED_STATS);
         let grad = self.cotangent();
-        let mut out = dot.map(|d| {
-            let d = scale_by_gamma(self.params, d, norm);
-            norm::jacobian_with(x.clone(), stats.clone(), d)
-        });
+        let dot = dot.map(|d| scale_by_gamma(self.params, d, norm));
+        let mut out = dot
+            .clone()
+            .map(|d| norm::jacobian_with(x.clone(), stats.clone(), d));
         let input_grad = grad
             .as_ref()
-            .filter(|_| primal)
+            .filter(|_| after.is_some())
             .map(|b| norm::jacobian_with(x.clone(), stats.clone(), b.clone()));
+        if let Some(layer) = after
+            && (grad.is_some() || dot.is_some())
+        {
+            let zeros = || x.zeros_like();
+            let inputs = [
+                grad.clone().unwrap_or_else(zeros),
+                dot.unwrap_or_else(zeros),
+                x_dot.clone().unwrap_or_else(zeros),
+                input_grad.clone().unwrap_or_else(zeros),
+            ];
+            let sums = norm::dot_tangent_with(x.clone(), stats.clone(), inputs);
+            self.sums[layer] += host_sum(sums);
+        }
         if let (Some(t), Some(b)) = (x_dot, grad) {
             out = add(out, Some(norm::tangent_backward_with(x, stats, t, b)));
         }
@@ -487,37 +541,19 @@ impl TangentSweep<'_> {
     }
 
     /// The tangent of the backward through convolution `layer` (after a fused ReLU when
-    /// `relu_first`), given the loss sweep's gradient `grad` at its output: its weight's part of
-    /// `H g`, and, when `to_input`, what reaches its input.
+    /// `relu_first`), given the loss sweep's gradient `grad` at its output and that gradient's
+    /// tangent `dot`: what reaches its input.
     fn conv(
         &mut self,
         (dot, grad): (Option<Tensor<4>>, Option<Tensor<4>>),
         layer: usize,
         relu_first: bool,
-        to_input: bool,
     ) -> Option<Tensor<4>> {
-        let (x, x_dot) = self.pop();
+        let (x, _) = self.pop();
         let spec = &self.net.layers[layer];
         let (shape, stride) = spec.conv_shape();
         let weight = self.params[spec.weight].clone().reshape(shape);
         let g = self.direction[layer].clone().reshape(shape);
-        let weight_grad = |input: Tensor<4>, grad: &Tensor<4>| {
-            conv2d_weight_grad(
-                (x.clone(), input),
-                weight.clone(),
-                grad.clone(),
-                relu_first,
-                stride,
-            )
-        };
-        let mut hg = dot.as_ref().map(|d| weight_grad(x.clone(), d));
-        if let (Some(t), Some(b)) = (&x_dot, &grad) {
-            hg = add(hg, Some(weight_grad(t.clone(), b)));
-        }
-        self.hg[layer] = hg.map(|h| h.reshape([shape.iter().product::<usize>()]));
-        if !to_input {
-            return None;
-        }
         let back =
             |w: Tensor<4>, d: Tensor<4>| conv2d_input_grad(x.clone(), w, d, relu_first, stride);
         match (dot, grad) {
@@ -537,8 +573,8 @@ impl TangentSweep<'_> {
         dot: Option<Tensor<4>>,
         (layer, norm): (usize, Norm),
     ) -> Option<Tensor<4>> {
-        let dot = self.norm(dot, norm, true);
-        self.conv(dot, layer, true, true)
+        let step = self.norm(dot, norm, Some(layer));
+        self.conv(step, layer, true)
     }
 }
 
@@ -546,6 +582,7 @@ impl TangentSweep<'_> {
 /// only the tangent, reading the recorded values where the forward along the direction
 /// would recompute them. Each convolution's tangent is `W * dx + g * x` (after the fused ReLU,
 /// whose mask the recorded input gives; one product over both inputs), each BatchNorm's `J_x dx`.
+/// It keeps the tangents [`hessian_gradient`] reads: those of the weight layers' outputs.
 pub(crate) fn tangent_forward(
     net: &Nb201Network,
     params: &[Tensor<1>],
@@ -580,7 +617,7 @@ pub(crate) fn tangent_forward(
         };
     }
     t = pass.norm(t, net.head_norm);
-    let x = pass.keep(t.clone());
+    let x = pass.pass_over();
     let spec = &net.layers[net.classifier];
     let LayerKind::Linear { d_in, d_out } = spec.kind else {
         unreachable!("the classifier is linear")
@@ -616,6 +653,12 @@ impl TangentForward<'_> {
         x
     }
 
+    /// The next value, whose tangent the sweep does not read (a convolution's or the head's
+    /// input): not kept, so that it is freed once the forward is past it.
+    fn pass_over(&mut self) -> Tensor<4> {
+        self.keep(None)
+    }
+
     fn norm(&mut self, t: Option<Tensor<4>>, norm: Norm) -> Option<Tensor<4>> {
         let stats = self.stats[self.tangents.len()]
             .clone()
@@ -627,7 +670,7 @@ impl TangentForward<'_> {
     }
 
     fn conv(&mut self, t: Option<Tensor<4>>, layer: usize, relu_first: bool) -> Option<Tensor<4>> {
-        let x = self.keep(t.clone());
+        let x = self.pass_over();
         let spec = &self.net.layers[layer];
         let (shape, stride) = spec.conv_shape();
         let g = self.direction[layer].clone().reshape(shape);

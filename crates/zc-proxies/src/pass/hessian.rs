@@ -1,23 +1,25 @@
-//! GraSP's Hessian-gradient pass: `H g` with `g` the loss pass's gradient.
+//! GraSP's Hessian-gradient pass: `θ_l · (H g)_l` per weight layer, `θ` the weights and `g` the
+//! loss pass's gradient.
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::{PassCx, PassResults, device_params, inputs, layer_grads, one_hot, per_layer_on_host};
+use super::{PassCx, PassResults, device_params, inputs, layer_grads, one_hot};
 use crate::ProxyError;
 use crate::network::forward::{ForwardConfig, NormMode, cross_entropy_tangent, forward};
 use crate::network::sweep::{hessian_gradient, tangent_forward};
 
-/// Hessian-vector product `H g` over the conv/linear weights, `g` = `direction` (the loss
-/// gradient). On flex, when the loss pass kept its recorded forward and its backward sweep's
-/// gradients (`done`): the tangent of that sweep along `g` (forward-over-reverse), after the
-/// tangent of the recorded forward. Else (and on other backends) by back-propagating the
-/// forward-mode tangent of the loss along `g` through autodiff (reverse-over-forward). Both
-/// are exact.
+/// `θ_l · (H g)_l` for each conv/linear weight layer `l`, `H` the Hessian of the loss over those
+/// weights and `g` = `direction` (the loss gradient). On flex, when the loss pass kept its
+/// recorded forward and its backward sweep's gradients (`done`): from the tangent of that sweep
+/// along `g` (forward-over-reverse), after the tangent of the recorded forward, without forming
+/// `H g`. Else (and on other backends) `H g` by back-propagating the forward-mode tangent of the
+/// loss along `g` through autodiff (reverse-over-forward), then its product with `θ`. Both are
+/// exact.
 pub(super) fn run(
     cx: &PassCx<'_>,
     done: &PassResults,
     direction: &[Vec<f64>],
-) -> Result<Vec<Vec<f64>>, ProxyError> {
+) -> Result<Vec<f64>, ProxyError> {
     let (net, weights, batch) = (cx.net, cx.weights, cx.first_batch);
     let dtype = cx.precision.dtype();
     let on = |device: &Device| -> Vec<Tensor<1>> {
@@ -32,8 +34,9 @@ pub(super) fn run(
         let direction = on(&device);
         tangent_forward(net, &params, &direction, &mut record);
         let one_hot = one_hot(batch, net.num_classes(), &device, dtype);
-        let hg = hessian_gradient(net, &params, &direction, record, cotangents, one_hot);
-        return Ok(per_layer_on_host(net, &params, hg));
+        return Ok(hessian_gradient(
+            net, &params, &direction, record, cotangents, one_hot,
+        ));
     }
     let device = cx.device;
     let params = device_params(net, weights, device, dtype, false, true);
@@ -46,5 +49,14 @@ pub(super) fn run(
     let tangent = out.tangent.expect("a direction yields a tangent");
     let one_hot = one_hot(batch, net.num_classes(), device, dtype);
     let grads = cross_entropy_tangent(out.logits, tangent, one_hot).backward();
-    Ok(layer_grads(net, &params, &grads))
+    let hg = layer_grads(net, &params, &grads);
+    Ok(net
+        .layers()
+        .iter()
+        .zip(hg)
+        .map(|(layer, hg)| {
+            let theta = weights.get(layer.weight);
+            theta.iter().zip(hg).map(|(&w, h)| f64::from(w) * h).sum()
+        })
+        .collect())
 }

@@ -45,7 +45,8 @@ pub enum PassKind {
     /// Gradient of the sum of logits w.r.t. the input images (jacob_cov, epe_nas). After the
     /// loss pass, whose forward it shares on flex (a second backward sweep over its record).
     InputJacobian,
-    /// Hessian-vector product H g with g from the loss pass (needs [`PassKind::Loss`]).
+    /// GraSP's `θ_l · (H g)_l` per weight layer, `H g` the Hessian-vector product with the loss
+    /// pass's gradient `g` (needs [`PassKind::Loss`]).
     HessianGradient,
     /// synflow: |theta| in float64, one all-ones image, BN only in the reduction blocks.
     Synflow,
@@ -190,8 +191,8 @@ impl PassCx<'_> {
 pub enum PassOutput {
     /// Loss gradients.
     Loss(LossGradients),
-    /// H g per weight layer.
-    HessianGradient(Vec<Vec<f64>>),
+    /// `θ_l · (H g)_l` per weight layer.
+    HessianGradient(Vec<f64>),
     /// Input Jacobian rows.
     Jacobian(InputJacobian),
     /// synflow's |W| and gradients.
@@ -262,8 +263,8 @@ impl PassResults {
         }
     }
 
-    /// H g per weight layer.
-    pub fn hessian_gradient(&self) -> Result<&[Vec<f64>], ProxyError> {
+    /// `θ_l · (H g)_l` per weight layer.
+    pub fn hessian_gradient(&self) -> Result<&[f64], ProxyError> {
         match self.get(PassKind::HessianGradient)? {
             PassOutput::HessianGradient(g) => Ok(g),
             _ => Err(ProxyError::PassNotRun(PassKind::HessianGradient.name())),

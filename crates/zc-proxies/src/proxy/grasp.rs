@@ -1,6 +1,6 @@
 //! grasp (Wang et al. 2020): -W * (H g), with g = dL/dW held constant.
 
-use super::{Proxy, ProxyInputs, Score, sum_pairs};
+use super::{Proxy, ProxyInputs, Score};
 use crate::{ProxyError, pass::PassKind};
 
 /// Gradient signal preservation.
@@ -17,12 +17,7 @@ impl Proxy for Grasp {
         &[PassKind::Loss, PassKind::HessianGradient]
     }
     fn score(&self, inputs: &ProxyInputs<'_>) -> Result<Score, ProxyError> {
-        let hg = inputs.hessian_gradient()?;
-        let values = hg
-            .iter()
-            .enumerate()
-            .map(|(l, hg)| sum_pairs(inputs.layer_weight(l), hg, |w, h| -w * h))
-            .collect();
+        let values = inputs.hessian_gradient()?.iter().map(|v| -v).collect();
         Ok(Score::from_layers(values))
     }
 }

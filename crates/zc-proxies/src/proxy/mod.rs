@@ -80,8 +80,9 @@ impl ProxyInputs<'_> {
         self.passes.loss(PassKind::Loss)
     }
 
-    /// H g per weight layer.
-    pub fn hessian_gradient(&self) -> Result<&[Vec<f64>], ProxyError> {
+    /// `θ_l · (H g)_l` per weight layer (`θ` the weights, `H g` the Hessian of the loss times
+    /// its gradient).
+    pub fn hessian_gradient(&self) -> Result<&[f64], ProxyError> {
         self.passes.hessian_gradient()
     }
 

@@ -48,6 +48,17 @@ pub trait NormBackend: Backend {
         t: FloatTensor<Self>,
         b: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
+
+    /// Per channel (`[C]`), the tangent of `<J_x b, x>` along `t` (of `x`) and `b_dot` (of `b`),
+    /// with the given statistics and `dy = J_x b`.
+    fn nb201_batch_norm_dot_tangent_with(
+        x: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        b_dot: FloatTensor<Self>,
+        t: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
 }
 
 /// The batch statistics of `x` for [`batch_norm_with`] and the sweeps' norm steps (flex only).
@@ -88,6 +99,27 @@ pub(crate) fn tangent_backward_with(
             stats.into_dispatch(),
             t.into_dispatch(),
             b.into_dispatch(),
+        ),
+    )
+}
+
+/// Per channel (`[C]`), the tangent of `<J_x b, x>` for the batch norm at `x` with statistics
+/// `stats` when `x` moves along `t` and `b` along `b_dot`, given `dy = J_x b` (flex only, outside
+/// autodiff): a weight layer's `<d(dy), x> + <dy, t>` when the norm follows it, without their
+/// cancellation ([`kernel::dot_tangent`]).
+pub(crate) fn dot_tangent_with(
+    x: Tensor<4>,
+    stats: Tensor<2>,
+    [b, b_dot, t, dy]: [Tensor<4>; 4],
+) -> Tensor<1> {
+    Tensor::from_dispatch(
+        <Dispatch as NormBackend>::nb201_batch_norm_dot_tangent_with(
+            x.into_dispatch(),
+            stats.into_dispatch(),
+            b.into_dispatch(),
+            b_dot.into_dispatch(),
+            t.into_dispatch(),
+            dy.into_dispatch(),
         ),
     )
 }
@@ -213,6 +245,28 @@ fn tangent_backward(
     })
 }
 
+/// [`kernel::dot_tangent`] as a `[C]` tensor in `x`'s dtype.
+fn dot_tangent(
+    x: &FlexTensor,
+    [b, b_dot, t, dy]: [&FlexTensor; 4],
+    stats: &ChannelStats,
+) -> FlexTensor {
+    fn run<T: Scalar>(d: &Dims, s: &[Stats<T>], inputs: [&FlexTensor; 5]) -> FlexTensor {
+        let inputs = inputs.map(|t| t.to_contiguous());
+        let slices = [0, 1, 2, 3, 4].map(|i| inputs[i].as_slice::<T>().expect("contiguous"));
+        let values: Vec<T> = kernel::dot_tangent(d, s, slices)
+            .into_iter()
+            .map(T::narrow)
+            .collect();
+        FlexTensor::from_data(TensorData::new(values, [d.channels]))
+    }
+    let d = dims(x);
+    match stats {
+        ChannelStats::F32(s) => run(&d, s, [x, b, b_dot, t, dy]),
+        ChannelStats::F64(s) => run(&d, s, [x, b, b_dot, t, dy]),
+    }
+}
+
 impl NormBackend for Flex {
     fn nb201_batch_norm(x: FlexTensor) -> FlexTensor {
         normalise(&x, &channel_stats(&x))
@@ -245,6 +299,17 @@ impl NormBackend for Flex {
         b: FlexTensor,
     ) -> FlexTensor {
         tangent_backward(&x, &t, &b, &stats_of(&stats))
+    }
+
+    fn nb201_batch_norm_dot_tangent_with(
+        x: FlexTensor,
+        stats: FlexTensor,
+        b: FlexTensor,
+        b_dot: FlexTensor,
+        t: FlexTensor,
+        dy: FlexTensor,
+    ) -> FlexTensor {
+        dot_tangent(&x, [&b, &b_dot, &t, &dy], &stats_of(&stats))
     }
 }
 
@@ -364,6 +429,25 @@ impl<C: CheckpointStrategy> NormBackend for Autodiff<Flex, C> {
             stats.into_primitive(),
             t.into_primitive(),
             b.into_primitive(),
+        );
+        ConstantStep.prepare::<C>([]).compute_bound().stateless(out)
+    }
+
+    fn nb201_batch_norm_dot_tangent_with(
+        x: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        b_dot: FloatTensor<Self>,
+        t: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let out = Flex::nb201_batch_norm_dot_tangent_with(
+            x.into_primitive(),
+            stats.into_primitive(),
+            b.into_primitive(),
+            b_dot.into_primitive(),
+            t.into_primitive(),
+            dy.into_primitive(),
         );
         ConstantStep.prepare::<C>([]).compute_bound().stateless(out)
     }

@@ -256,6 +256,45 @@ pub(crate) fn tangent_backward<T: Scalar>(
     });
 }
 
+/// Per channel, the tangent of `<J_x b, x>` (the gradient reaching the norm's input from `b`,
+/// times that input) when `x` moves along `t` and `b` along `b_dot`, given `dy = J_x b`:
+/// `ε·s²·(<n̂, b_dot> + <dy, t> - 2s·<n̂, t>·<n̂, b>/M)`.
+///
+/// A norm is invariant to the scale of its input but for `ε`: `J_x x = ε·s²·n̂`, so
+/// `<J_x b, x> = ε·s²·<n̂, b>`, whose tangent this is. Written as the tangent of the product,
+/// `<d(dy), x> + <dy, t>` (`d(dy)` the tangent of `dy`), it is the difference of two terms up to
+/// ~1e5 times larger, which float32 could not resolve.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl",
+    "x86_64+avx2+fma"
+))]
+pub(crate) fn dot_tangent<T: Scalar>(
+    dims: &Dims,
+    stats: &[Stats<T>],
+    [x, b, b_dot, t, dy]: [&[T]; 5],
+) -> Vec<f64> {
+    let m = dims.count();
+    let sums = dims.sums([x, b, b_dot, t, dy], |c| {
+        let stats = stats[c];
+        move |[x, b, b_dot, t, dy]: [T; 5]| {
+            let n = stats.normed(x).wide();
+            [
+                n * b_dot.wide(),
+                n * b.wide(),
+                n * t.wide(),
+                dy.wide() * t.wide(),
+            ]
+        }
+    });
+    sums.iter()
+        .zip(stats)
+        .map(|(&[n_b_dot, n_b, n_t, dy_t], stats)| {
+            let s = stats.inv_std.wide();
+            BN_EPS * s * s * (n_b_dot + dy_t - 2.0 * s * n_t * n_b / m)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,8 +313,9 @@ mod tests {
         x.iter().zip(d).map(|(x, d)| x + e * d).collect()
     }
 
-    /// The Jacobian and the tangent's backward agree with central differences of the forward
-    /// and of the Jacobian, and the forward normalises each channel (mean 0, variance 1 - ε·s²).
+    /// The Jacobian, the tangent's backward and the tangent of `<J_x b, x>` agree with central
+    /// differences of the forward and of the Jacobian, and the forward normalises each channel
+    /// (mean 0, variance 1 - ε·s²).
     #[test]
     fn kernels_match_central_differences() {
         let dims = Dims {
@@ -339,5 +379,28 @@ mod tests {
             "tangent backward: {} vs {numeric}",
             dot(&grad, &d)
         );
+        // Per channel, d <J_{x + e d} (b + e v), x + e d> / de, on a channel of a small variance
+        // (where ε matters).
+        let x: Vec<f64> = x
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| if (i / 5) % 2 == 1 { 0.003 * v } else { v })
+            .collect();
+        let dy = run(&|o| jacobian(&dims, &st(&x), &x, &b, o));
+        let tangent = dot_tangent(&dims, &st(&x), [&x, &b, &v, &d, &dy]);
+        let at = |e: f64| {
+            let (x, b) = (shifted(&x, &d, e), shifted(&b, &v, e));
+            let dy = run(&|o| jacobian(&dims, &st(&x), &x, &b, o));
+            dims.sums([&dy[..], &x[..]], |_| |[g, x]: [f64; 2]| [g * x])
+        };
+        let (plus, minus) = (at(e), at(-e));
+        for c in 0..2 {
+            let numeric = (plus[c][0] - minus[c][0]) / (2.0 * e);
+            assert!(
+                (tangent[c] - numeric).abs() < 1e-6 * numeric.abs().max(1e-3),
+                "dot tangent, channel {c}: {} vs {numeric}",
+                tangent[c]
+            );
+        }
     }
 }
