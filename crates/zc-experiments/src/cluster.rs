@@ -64,13 +64,13 @@ pub struct Plan {
 /// shards. `FisherTaps` is what the taps add to the loss pass.
 fn pass_seconds(pass: PassKind) -> f64 {
     match pass {
-        PassKind::Loss | PassKind::SecondBatchLoss => 0.45,
+        PassKind::Loss | PassKind::SecondBatchLoss => 0.3,
         PassKind::ReluKernel => 0.3,
         PassKind::Zen => 0.25,
         PassKind::Meco => 0.03,
         PassKind::FisherTaps => 0.1,
-        PassKind::HessianGradient => 1.0,
-        PassKind::InputJacobian => 0.25,
+        PassKind::HessianGradient => 0.35,
+        PassKind::InputJacobian => 0.08,
         PassKind::Synflow | PassKind::SynflowBn => 0.01,
     }
 }
