@@ -337,7 +337,7 @@ impl Sweep<'_> {
 /// `H g`: the tangent along `g` of the loss's backward sweep, which gives the tangent `d(dy)` of
 /// the gradient `dy` at each weight layer's output `y = θ_l * x`. `(H g)_l` is the tangent of
 /// `dW = dy ⊗ x`, `d(dy) ⊗ x + dy ⊗ dx`, so its product with `θ_l` is `<d(dy), θ_l * x> +
-/// <dy, θ_l * dx>`: `θ_l * x` is `y`, recorded, and `θ_l * dx` is `dy`'s tangent `dy_dot = θ_l *
+/// <dy, θ_l * dx>`: `θ_l * x` is `y`, recorded, and `θ_l * dx` is `y`'s tangent `y_dot = θ_l *
 /// dx + g_l * x` less `g_l * x`, whose product with `dy` is `<g_l, dy ⊗ x> = |g_l|²`:
 ///
 /// `θ_l · (H g)_l = <d(dy), y> + <dy, y_dot> - |g_l|²`,
@@ -582,7 +582,8 @@ impl TangentSweep<'_> {
 /// only the tangent, reading the recorded values where the forward along the direction
 /// would recompute them. Each convolution's tangent is `W * dx + g * x` (after the fused ReLU,
 /// whose mask the recorded input gives; one product over both inputs), each BatchNorm's `J_x dx`.
-/// It keeps the tangents [`hessian_gradient`] reads: those of the weight layers' outputs.
+/// It keeps the tangents [`hessian_gradient`] reads: those of the norms' inputs and of the
+/// reduction shortcuts' outputs.
 pub(crate) fn tangent_forward(
     net: &Nb201Network,
     params: &[Tensor<1>],
