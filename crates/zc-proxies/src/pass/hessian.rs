@@ -7,6 +7,7 @@ use super::{PassCx, PassResults, device_params, inputs, layer_grads, one_hot};
 use crate::ProxyError;
 use crate::network::forward::{ForwardConfig, NormMode, cross_entropy_tangent, forward};
 use crate::network::sweep::{hessian_gradient, tangent_forward};
+use crate::proxy::sum_pairs;
 
 /// `θ_l · (H g)_l` for each conv/linear weight layer `l`, `H` the Hessian of the loss over those
 /// weights and `g` = `direction` (the loss gradient). On flex, when the loss pass kept its
@@ -54,9 +55,6 @@ pub(super) fn run(
         .layers()
         .iter()
         .zip(hg)
-        .map(|(layer, hg)| {
-            let theta = weights.get(layer.weight);
-            theta.iter().zip(hg).map(|(&w, h)| f64::from(w) * h).sum()
-        })
+        .map(|(layer, hg)| sum_pairs(weights.get(layer.weight), &hg, |w, h| w * h))
         .collect())
 }
